@@ -1,0 +1,101 @@
+# Corvid's build. Every tool is pinned and installed into .build/ or .venv/ by
+# the targets below, so a clean checkout needs only Go, Python 3, npm and make.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+BUILD       := .build
+VENV        := .venv
+PY          := $(VENV)/bin/python
+BUF_VERSION := 1.75.0
+# google-proto-files carries google/api/*.proto and google/rpc/status.proto.
+GOOGLE_PROTO_FILES_VERSION := 6.0.1
+BUF         := $(BUILD)/npm/node_modules/.bin/buf
+PROTODEPS   := google/api/annotations.proto google/api/http.proto google/rpc/status.proto
+BIN         := bin/corvid
+GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
+
+.PHONY: help
+help: ## Show the targets.
+	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+# ---- tools -----------------------------------------------------------------
+
+$(BUF):
+	npm install --silent --no-audit --no-fund --prefix $(BUILD)/npm \
+		@bufbuild/buf@$(BUF_VERSION) google-proto-files@$(GOOGLE_PROTO_FILES_VERSION)
+	@touch $@
+
+$(BUILD)/protodeps/.stamp: $(BUF)
+	rm -rf $(BUILD)/protodeps
+	for f in $(PROTODEPS); do \
+		mkdir -p $(BUILD)/protodeps/$$(dirname $$f) && \
+		cp $(BUILD)/npm/node_modules/google-proto-files/$$f $(BUILD)/protodeps/$$f || exit 1; \
+	done
+	@touch $@
+
+$(VENV)/.stamp: tools/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
+	@touch $@
+
+.PHONY: tools
+tools: $(BUF) $(BUILD)/protodeps/.stamp $(VENV)/.stamp ## Install pinned tools into .build/ and .venv/.
+
+# ---- code generation ---------------------------------------------------------
+
+.PHONY: generate
+generate: tools ## Regenerate gen/ (Go, gRPC, gateway, OpenAPI, Python) from proto/.
+	rm -rf gen/go gen/python gen/openapi/*.json
+	$(BUF) generate
+	mkdir -p gen/python
+	$(PY) -m grpc_tools.protoc -Iproto -I$(BUILD)/protodeps \
+		--python_out=gen/python --pyi_out=gen/python --grpc_python_out=gen/python \
+		proto/corvid/v1/*.proto
+
+.PHONY: checkgenerate
+checkgenerate: generate ## Fail if gen/ differs from what proto/ generates.
+	@if [ -n "$$(git status --porcelain -- gen)" ]; then \
+		git status --porcelain -- gen; \
+		echo "gen/ is not what 'make generate' produces: run it and commit the result"; exit 1; \
+	fi
+
+# ---- build and run -------------------------------------------------------------
+
+.PHONY: build
+build: ## Build bin/corvid.
+	go build -o $(BIN) ./cmd/corvid
+
+.PHONY: run
+run: build ## Build and serve the embedded default model (gRPC :8500, REST :8501, admin :8502).
+	$(BIN) serve
+
+# ---- checks --------------------------------------------------------------------
+
+.PHONY: lint
+lint: tools ## buf lint and format, gofmt, go vet.
+	$(BUF) lint
+	$(BUF) format --diff --exit-code proto
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); \
+		if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	go vet ./...
+
+.PHONY: breaking
+breaking: tools ## buf breaking against the main branch.
+	$(BUF) breaking proto --against '.git#branch=main,subdir=proto'
+
+.PHONY: test
+test: checkgenerate lint ## Install what is needed, check generation and lint, run all Go and Python tests.
+	go test $(GO_TEST_FLAGS) ./...
+	$(MAKE) pytest
+
+.PHONY: pytest
+pytest: build $(VENV)/.stamp ## Python tests (reference comparison with ONNX Runtime over gRPC).
+	CORVID_BIN=$(abspath $(BIN)) PYTHONPATH=gen/python $(PY) -m pytest -q tests/python
+
+.PHONY: bench
+bench: ## Serving benchmarks (latency next to a bare gRPC round trip).
+	go test -run '^$$' -bench . -benchtime 2000x ./bench/...
+
+.PHONY: clean
+clean: ## Remove built binaries and installed tools.
+	rm -rf bin $(BUILD) $(VENV)
