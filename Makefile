@@ -93,8 +93,9 @@ pytest: build $(VENV)/.stamp ## Python tests (reference comparison with ONNX Run
 	CORVID_BIN=$(abspath $(BIN)) PYTHONPATH=gen/python $(PY) -m pytest -q tests/python
 
 .PHONY: bench
-bench: ## Serving benchmarks (latency next to a bare gRPC round trip).
-	go test -run '^$$' -bench . -benchtime 2000x ./bench/...
+bench: ## Serving benchmarks: latency beside a bare gRPC round trip, cold start, idle RSS.
+	go test -run '^$$' -bench Serving -benchtime 3000x -count 3 ./bench/
+	go test -run '^$$' -bench 'ColdStart|IdleRSS' -benchtime 5x ./bench/
 
 .PHONY: clean
 clean: ## Remove built binaries and installed tools.

@@ -1,0 +1,59 @@
+// Command corvid is the Corvid model server and its command-line client.
+//
+//	corvid serve   [--grpc-addr :8500] [--http-addr :8501] [--admin-addr :8502] [--models DIR] [--config FILE]
+//	corvid predict MODEL --input FILE.json [--addr localhost:8500]
+//	corvid status  [MODEL] [--addr localhost:8500]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `corvid serves ONNX models over gRPC and REST.
+
+Usage:
+  corvid serve   [flags]              serve models (the embedded digits model by default)
+  corvid predict MODEL --input FILE   send one prediction request (JSON body as for REST)
+  corvid status  [MODEL]              show a model's versions, or list all models
+
+Run 'corvid COMMAND -h' for a command's flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "corvid:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(ctx, args[1:], stderr)
+	case "predict":
+		return runPredict(ctx, args[1:], stdout, stderr)
+	case "status":
+		return runStatus(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}

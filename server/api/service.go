@@ -1,0 +1,258 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	corvidv1 "github.com/corvidml/corvid/gen/go/corvid/v1"
+	"github.com/corvidml/corvid/server/middleware"
+	"github.com/corvidml/corvid/server/onnx"
+	"github.com/corvidml/corvid/server/repository"
+	"github.com/corvidml/corvid/server/tensor"
+)
+
+// Service implements corvid.v1.InferenceService over a model repository.
+type Service struct {
+	corvidv1.UnimplementedInferenceServiceServer
+
+	repo              *repository.Repository
+	log               *slog.Logger
+	streamConcurrency int
+}
+
+// Options configures a Service.
+type Options struct {
+	// StreamConcurrency bounds the requests of one Stream computed at once.
+	StreamConcurrency int
+	// Logger receives errors that are not the caller's fault.
+	Logger *slog.Logger
+}
+
+// New returns a Service serving the models of repo.
+func New(repo *repository.Repository, opts Options) *Service {
+	if opts.StreamConcurrency < 1 {
+		opts.StreamConcurrency = 1
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{repo: repo, log: log, streamConcurrency: opts.StreamConcurrency}
+}
+
+// Predict runs one request.
+func (s *Service) Predict(ctx context.Context, req *corvidv1.PredictRequest) (*corvidv1.PredictResponse, error) {
+	id := req.GetRequestId()
+	if id == "" {
+		id = middleware.RequestID(ctx)
+	}
+	resp, err := s.predict(ctx, req, id)
+	return resp, toStatus(ctx, s.log, err)
+}
+
+// predict is the request path shared by Predict and Stream.
+func (s *Service) predict(ctx context.Context, req *corvidv1.PredictRequest, id string) (*corvidv1.PredictResponse, error) {
+	if id == "" {
+		id = uuid.NewString()
+	}
+	servable, version, err := s.repo.Resolve(req.GetModel(), req.GetVersion(), req.GetVersionLabel())
+	if err != nil {
+		return nil, err
+	}
+	if len(req.GetInputs()) == 0 {
+		return nil, fmt.Errorf("%w: no inputs, want %s", errInvalidRequest, describe(servable.Inputs()))
+	}
+	inputs := make(map[string]*tensor.Tensor, len(req.GetInputs()))
+	raw := true
+	for name, p := range req.GetInputs() {
+		t, err := decodeTensor(name, p)
+		if err != nil {
+			return nil, err
+		}
+		if len(p.GetRaw()) == 0 && t.Len() > 0 {
+			raw = false
+		}
+		inputs[name] = t
+	}
+	outputs, err := servable.Run(ctx, inputs, req.GetOutputFilter())
+	if err != nil {
+		return nil, fmt.Errorf("model %q version %d: %w", req.GetModel(), version, err)
+	}
+	resp := &corvidv1.PredictResponse{
+		Model:     req.GetModel(),
+		Version:   version,
+		RequestId: id,
+		Outputs:   make(map[string]*corvidv1.Tensor, len(outputs)),
+	}
+	// Answer in the form the caller used: raw bytes for raw callers (the fast
+	// path), typed fields for JSON callers.
+	for name, t := range outputs {
+		resp.Outputs[name] = encodeTensor(t, raw)
+	}
+	return resp, nil
+}
+
+// describe lists a signature for error messages: `input fp32 [-1 64]`.
+func describe(vs []onnx.ValueInfo) string {
+	s := ""
+	for i, v := range vs {
+		if i > 0 {
+			s += ", "
+		}
+		s += fmt.Sprintf("%q %v %v", v.Name, v.DType, v.Shape)
+	}
+	return s
+}
+
+// Stream runs a stream of requests, up to streamConcurrency at once. Every
+// request gets exactly one response; a failed request gets its error and the
+// stream goes on.
+func (s *Service) Stream(stream corvidv1.InferenceService_StreamServer) error {
+	ctx := stream.Context()
+	var (
+		sendMu  sync.Mutex
+		sendErr error
+		wg      sync.WaitGroup
+	)
+	sem := make(chan struct{}, s.streamConcurrency)
+	// No Send may happen after the handler returns.
+	defer wg.Wait()
+	send := func(r *corvidv1.StreamResponse) {
+		sendMu.Lock()
+		defer sendMu.Unlock()
+		if sendErr == nil {
+			sendErr = stream.Send(r)
+		}
+	}
+	for {
+		in, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			wg.Wait()
+			sendMu.Lock()
+			defer sendMu.Unlock()
+			return sendErr
+		}
+		if err != nil {
+			return err
+		}
+		req := in.GetRequest()
+		id := req.GetRequestId()
+		if id == "" {
+			id = uuid.NewString()
+		}
+		if req == nil {
+			send(errorResponse(id, status.New(codes.InvalidArgument, "stream item has no request")))
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			send(s.streamItem(ctx, req, id))
+		}()
+	}
+}
+
+// streamItem computes one stream request, turning a panic into that item's
+// Internal error: the recovery interceptor does not see this goroutine.
+func (s *Service) streamItem(ctx context.Context, req *corvidv1.PredictRequest, id string) (out *corvidv1.StreamResponse) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.ErrorContext(ctx, "panic in stream item", "request_id", id, "panic", fmt.Sprint(p))
+			out = errorResponse(id, status.New(codes.Internal, "internal error while running the model"))
+		}
+	}()
+	resp, err := s.predict(ctx, req, id)
+	if err != nil {
+		st, _ := status.FromError(toStatus(ctx, s.log, err))
+		return errorResponse(id, st)
+	}
+	return &corvidv1.StreamResponse{RequestId: id, Result: &corvidv1.StreamResponse_Response{Response: resp}}
+}
+
+func errorResponse(id string, st *status.Status) *corvidv1.StreamResponse {
+	return &corvidv1.StreamResponse{RequestId: id, Result: &corvidv1.StreamResponse_Error{Error: st.Proto()}}
+}
+
+// ModelStatus reports every version of one model.
+func (s *Service) ModelStatus(ctx context.Context, req *corvidv1.ModelStatusRequest) (*corvidv1.ModelStatusResponse, error) {
+	ms, err := s.repo.Status(req.GetModel())
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	return &corvidv1.ModelStatusResponse{Model: modelInfo(ms)}, nil
+}
+
+// ListModels reports every model.
+func (s *Service) ListModels(ctx context.Context, _ *corvidv1.ListModelsRequest) (*corvidv1.ListModelsResponse, error) {
+	resp := &corvidv1.ListModelsResponse{}
+	for _, ms := range s.repo.List() {
+		resp.Models = append(resp.Models, modelInfo(ms))
+	}
+	return resp, nil
+}
+
+func modelInfo(ms repository.ModelStatus) *corvidv1.ModelInfo {
+	info := &corvidv1.ModelInfo{Name: ms.Name}
+	for _, v := range ms.Versions {
+		vs := &corvidv1.ModelVersionStatus{
+			Version:      v.Version,
+			State:        stateToProto(v.State),
+			Sha256:       v.SHA256,
+			Inputs:       tensorInfos(v.Inputs),
+			Outputs:      tensorInfos(v.Outputs),
+			MaxBatchSize: int64(v.MaxBatch),
+		}
+		if v.Err != nil {
+			vs.Error = v.Err.Error()
+		}
+		if !v.LoadedAt.IsZero() {
+			vs.LoadedAt = timestamppb.New(v.LoadedAt)
+			vs.LoadDuration = durationpb.New(v.LoadDuration)
+		}
+		if v.State == repository.StateAvailable {
+			vs.ExecutionMode = corvidv1.ExecutionMode_EXECUTION_MODE_FP32
+		}
+		info.Versions = append(info.Versions, vs)
+	}
+	return info
+}
+
+func tensorInfos(vs []onnx.ValueInfo) []*corvidv1.TensorInfo {
+	out := make([]*corvidv1.TensorInfo, 0, len(vs))
+	for _, v := range vs {
+		out = append(out, &corvidv1.TensorInfo{Name: v.Name, Dtype: dtypeToProto(v.DType), Shape: v.Shape})
+	}
+	return out
+}
+
+func stateToProto(s repository.State) corvidv1.ModelState {
+	switch s {
+	case repository.StateLoading:
+		return corvidv1.ModelState_MODEL_STATE_LOADING
+	case repository.StateAvailable:
+		return corvidv1.ModelState_MODEL_STATE_AVAILABLE
+	case repository.StateUnloading:
+		return corvidv1.ModelState_MODEL_STATE_UNLOADING
+	case repository.StateUnloaded:
+		return corvidv1.ModelState_MODEL_STATE_UNLOADED
+	case repository.StateFailed:
+		return corvidv1.ModelState_MODEL_STATE_FAILED
+	}
+	return corvidv1.ModelState_MODEL_STATE_UNSPECIFIED
+}

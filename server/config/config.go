@@ -1,0 +1,191 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Config is everything `corvid serve` can be told. YAML keys are the json tags;
+// command-line flags of the same name (with dashes) override the file.
+type Config struct {
+	// GRPCAddr is the gRPC listen address (InferenceService, health, reflection).
+	GRPCAddr string `json:"grpc_addr"`
+	// HTTPAddr is the REST listen address (grpc-gateway, /openapi.json).
+	HTTPAddr string `json:"http_addr"`
+	// AdminAddr is the admin listen address (/healthz, /readyz).
+	AdminAddr string `json:"admin_addr"`
+	// Models is the model repository folder (<model>/<version>/model.onnx).
+	// Empty serves the model embedded in the binary.
+	Models string `json:"models"`
+
+	// MaxRecvMsgBytes bounds one gRPC message and one REST body.
+	MaxRecvMsgBytes int `json:"max_recv_msg_bytes"`
+	// MaxConcurrentStreams bounds concurrent RPCs per HTTP/2 connection; grpc-go's
+	// default is unlimited, which the HTTP/2 rapid-reset attack exploits.
+	MaxConcurrentStreams uint32 `json:"max_concurrent_streams"`
+	// MaxModelBytes bounds the size of a model file read from the repository.
+	MaxModelBytes int64 `json:"max_model_bytes"`
+	// MaxBatch is the largest first dimension (batch) a request may carry.
+	MaxBatch int `json:"max_batch"`
+	// Workers is the number of compiled graph instances per model version; 0
+	// means one per CPU the process may use.
+	Workers int `json:"workers"`
+	// StreamConcurrency bounds the requests of one Stream computed at once.
+	StreamConcurrency int `json:"stream_concurrency"`
+
+	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout bound the
+	// phases of a REST or admin connection (slow clients must not hold sockets).
+	ReadHeaderTimeout Duration `json:"read_header_timeout"`
+	ReadTimeout       Duration `json:"read_timeout"`
+	WriteTimeout      Duration `json:"write_timeout"`
+	IdleTimeout       Duration `json:"idle_timeout"`
+	// MaxHeaderBytes bounds REST request headers.
+	MaxHeaderBytes int `json:"max_header_bytes"`
+	// MaxConnectionAge makes clients reconnect periodically, so load spreads
+	// over replicas and rotated certificates take effect.
+	MaxConnectionAge Duration `json:"max_connection_age"`
+	// ShutdownGrace is how long in-flight requests may run after SIGTERM
+	// before the server stops them.
+	ShutdownGrace Duration `json:"shutdown_grace"`
+
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `json:"log_level"`
+	// LogFormat is text or json.
+	LogFormat string `json:"log_format"`
+}
+
+// Default returns the settings `corvid serve` uses when told nothing.
+func Default() Config {
+	return Config{
+		GRPCAddr:             ":8500",
+		HTTPAddr:             ":8501",
+		AdminAddr:            ":8502",
+		MaxRecvMsgBytes:      16 << 20,
+		MaxConcurrentStreams: 256,
+		MaxModelBytes:        1 << 30,
+		MaxBatch:             64,
+		StreamConcurrency:    32,
+		ReadHeaderTimeout:    Duration(5 * time.Second),
+		ReadTimeout:          Duration(30 * time.Second),
+		WriteTimeout:         Duration(30 * time.Second),
+		IdleTimeout:          Duration(120 * time.Second),
+		MaxHeaderBytes:       64 << 10,
+		MaxConnectionAge:     Duration(30 * time.Minute),
+		ShutdownGrace:        Duration(10 * time.Second),
+		LogLevel:             "info",
+		LogFormat:            "text",
+	}
+}
+
+// Load reads a YAML file over the defaults. Unknown keys are errors, so a
+// misspelt setting is not silently ignored.
+func Load(path string) (Config, error) {
+	cfg := Default()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("read config: %w", err)
+	}
+	if err := yaml.UnmarshalStrict(b, &cfg); err != nil {
+		return cfg, fmt.Errorf("parse config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Validate reports every invalid setting at once.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	for _, a := range []struct{ name, addr string }{
+		{"grpc_addr", c.GRPCAddr}, {"http_addr", c.HTTPAddr}, {"admin_addr", c.AdminAddr},
+	} {
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			bad("%s %q: want host:port", a.name, a.addr)
+		}
+	}
+	if c.MaxRecvMsgBytes < 1<<10 {
+		bad("max_recv_msg_bytes is %d, want >= 1024", c.MaxRecvMsgBytes)
+	}
+	if c.MaxConcurrentStreams < 1 {
+		bad("max_concurrent_streams is %d, want >= 1", c.MaxConcurrentStreams)
+	}
+	if c.MaxModelBytes < 1 {
+		bad("max_model_bytes is %d, want >= 1", c.MaxModelBytes)
+	}
+	if c.MaxBatch < 1 || c.MaxBatch > 1<<16 {
+		bad("max_batch is %d, want 1..65536", c.MaxBatch)
+	}
+	if c.Workers < 0 {
+		bad("workers is %d, want >= 0 (0: one per CPU)", c.Workers)
+	}
+	if c.StreamConcurrency < 1 {
+		bad("stream_concurrency is %d, want >= 1", c.StreamConcurrency)
+	}
+	for _, d := range []struct {
+		name string
+		d    Duration
+	}{
+		{"read_header_timeout", c.ReadHeaderTimeout}, {"read_timeout", c.ReadTimeout},
+		{"write_timeout", c.WriteTimeout}, {"idle_timeout", c.IdleTimeout},
+		{"max_connection_age", c.MaxConnectionAge}, {"shutdown_grace", c.ShutdownGrace},
+	} {
+		if d.d <= 0 {
+			bad("%s is %v, want > 0", d.name, time.Duration(d.d))
+		}
+	}
+	if c.MaxHeaderBytes < 1<<10 {
+		bad("max_header_bytes is %d, want >= 1024", c.MaxHeaderBytes)
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		bad("log_format %q: want text or json", c.LogFormat)
+	}
+	if c.Models != "" {
+		if st, err := os.Stat(c.Models); err != nil {
+			bad("models %q: %v", c.Models, errors.Unwrap(err))
+		} else if !st.IsDir() {
+			bad("models %q: not a folder", c.Models)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Duration is a time.Duration written as "10s" or "1m30s" in YAML.
+type Duration time.Duration
+
+// String formats like time.Duration.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// Set parses a flag value, so a Duration can be a flag.Value.
+func (d *Duration) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// UnmarshalJSON reads "10s"-style strings.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration: want a string such as \"10s\", got %s", b)
+	}
+	return d.Set(s)
+}

@@ -1,0 +1,88 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/textproto"
+	"strings"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	corvidv1 "github.com/corvidml/corvid/gen/go/corvid/v1"
+	"github.com/corvidml/corvid/gen/openapi"
+	"github.com/corvidml/corvid/server/middleware"
+)
+
+// Options configures the REST handler.
+type Options struct {
+	// MaxBodyBytes bounds a request body; larger bodies get 413 before any
+	// JSON is decoded (decoding amplifies memory several times).
+	MaxBodyBytes int64
+	// DialOptions are used to reach the gRPC server (credentials, limits).
+	DialOptions []grpc.DialOption
+}
+
+// New returns the REST handler for the gRPC server at grpcTarget. The
+// connection it dials is closed when ctx is cancelled.
+func New(ctx context.Context, grpcTarget string, opts Options) (http.Handler, error) {
+	mux := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{
+			Marshaler: &runtime.JSONPb{
+				MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: false},
+				// A misspelt field is an error, not a silently empty input.
+				UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+			},
+		}),
+		runtime.WithIncomingHeaderMatcher(incomingHeader),
+		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
+	)
+	if err := corvidv1.RegisterInferenceServiceHandlerFromEndpoint(ctx, mux, grpcTarget, opts.DialOptions); err != nil {
+		return nil, fmt.Errorf("register gateway: %w", err)
+	}
+	root := http.NewServeMux()
+	root.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(openapi.Document)
+	})
+	root.Handle("/", mux)
+	return limitBody(root, opts.MaxBodyBytes), nil
+}
+
+// incomingHeader forwards x-request-id besides grpc-gateway's defaults.
+func incomingHeader(key string) (string, bool) {
+	if strings.EqualFold(key, middleware.RequestIDHeader) {
+		return middleware.RequestIDHeader, true
+	}
+	return runtime.DefaultHeaderMatcher(key)
+}
+
+// outgoingHeader returns x-request-id as itself rather than as
+// Grpc-Metadata-X-Request-Id.
+func outgoingHeader(key string) (string, bool) {
+	if key == middleware.RequestIDHeader {
+		return textproto.CanonicalMIMEHeaderKey(key), true
+	}
+	return fmt.Sprintf("%s%s", runtime.MetadataHeaderPrefix, key), true
+}
+
+// limitBody answers 413 for a body over max bytes, by its declared length
+// when it has one, and caps what the gateway can read otherwise.
+func limitBody(next http.Handler, max int64) http.Handler {
+	if max <= 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > max {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			// Code 8 is RESOURCE_EXHAUSTED, as the gRPC size limit reports it.
+			fmt.Fprintf(w, `{"code":8,"message":"request body is %d bytes, the limit is %d"}`+"\n", r.ContentLength, max)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, max)
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,18 @@
+// Package runtime executes decoded ONNX graphs with Gorgonia.
+//
+// It owns the path from an onnx.Graph to outputs: constant folding,
+// building one Gorgonia expression graph per batch bucket and per worker
+// (never per request), the pool of workers that hands those graphs to
+// requests, request validation (names, dtypes, shapes, batch size),
+// padding a batch up to its bucket and slicing results back, and the ops
+// Gorgonia lacks, written as custom gorgonia.Ops.
+//
+// Gorgonia keeps values on graph nodes, so a graph and its TapeMachine
+// belong to one worker and serve one request at a time. Gorgonia runs ops
+// on a goroutine of its own, where a panic would kill the process: every
+// op recovers inside Do, and a worker whose graph panicked rebuilds it.
+//
+// The package knows nothing of gRPC, files or model versions; errors are
+// its own sentinels (ErrInvalidInput, ErrInternal, ErrClosed) or the onnx
+// package's, for server/api to map to status codes.
+package runtime

@@ -1,0 +1,341 @@
+package runtime
+
+import (
+	"fmt"
+	"math"
+
+	gt "gorgonia.org/tensor"
+)
+
+// axisLayout views a tensor as [outer, n, inner] around one axis (or, for
+// Softmax before opset 13, around a coerced 2-D split with inner = 1):
+// element (o, i, j) is at o*n*inner + i*inner + j.
+type axisLayout struct {
+	outer, n, inner int
+}
+
+func layoutAround(shape []int, axis int) axisLayout {
+	l := axisLayout{outer: 1, n: shape[axis], inner: 1}
+	for _, d := range shape[:axis] {
+		l.outer *= d
+	}
+	for _, d := range shape[axis+1:] {
+		l.inner *= d
+	}
+	return l
+}
+
+// softmaxKernel normalises exp(x - max) along the layout's middle
+// dimension.
+type softmaxKernel struct {
+	axisLayout
+	desc string
+}
+
+func (k *softmaxKernel) String() string { return k.desc }
+
+func (k *softmaxKernel) run(out *gt.Dense, ins []*gt.Dense) error {
+	switch out.Dtype() {
+	case gt.Float32:
+		softmax(k.axisLayout, out.Float32s(), ins[0].Float32s())
+	case gt.Float64:
+		softmax(k.axisLayout, out.Float64s(), ins[0].Float64s())
+	default:
+		return fmt.Errorf("dtype %v not supported", out.Dtype())
+	}
+	return nil
+}
+
+// softmax accumulates in float64 whatever T is: float32 sums of exps lose
+// digits on long axes.
+func softmax[T float32 | float64](l axisLayout, out, x []T) {
+	for o := 0; o < l.outer; o++ {
+		for j := 0; j < l.inner; j++ {
+			base := o*l.n*l.inner + j
+			m := math.Inf(-1)
+			for i := 0; i < l.n; i++ {
+				m = math.Max(m, float64(x[base+i*l.inner]))
+			}
+			var sum float64
+			for i := 0; i < l.n; i++ {
+				p := base + i*l.inner
+				e := math.Exp(float64(x[p]) - m)
+				out[p] = T(e)
+				sum += e
+			}
+			for i := 0; i < l.n; i++ {
+				p := base + i*l.inner
+				out[p] = T(float64(out[p]) / sum)
+			}
+		}
+	}
+}
+
+// argmaxKernel writes the int64 index of the largest element along the
+// layout's middle dimension; out has outer*inner elements whether or not
+// the reduced axis is kept.
+type argmaxKernel struct {
+	axisLayout
+	last bool // select_last_index: the last of equal maxima, not the first
+	desc string
+}
+
+func (k *argmaxKernel) String() string { return k.desc }
+
+func (k *argmaxKernel) run(out *gt.Dense, ins []*gt.Dense) error {
+	o, x := out.Int64s(), ins[0]
+	switch x.Dtype() {
+	case gt.Float32:
+		argmax(k.axisLayout, k.last, o, x.Float32s())
+	case gt.Float64:
+		argmax(k.axisLayout, k.last, o, x.Float64s())
+	case gt.Int8:
+		argmax(k.axisLayout, k.last, o, x.Int8s())
+	case gt.Uint8:
+		argmax(k.axisLayout, k.last, o, x.Uint8s())
+	case gt.Int32:
+		argmax(k.axisLayout, k.last, o, x.Int32s())
+	case gt.Int64:
+		argmax(k.axisLayout, k.last, o, x.Int64s())
+	default:
+		return fmt.Errorf("dtype %v not supported", x.Dtype())
+	}
+	return nil
+}
+
+func argmax[T number](l axisLayout, last bool, out []int64, x []T) {
+	for o := 0; o < l.outer; o++ {
+		for j := 0; j < l.inner; j++ {
+			base := o*l.n*l.inner + j
+			best, bi := x[base], 0
+			for i := 1; i < l.n; i++ {
+				v := x[base+i*l.inner]
+				if v > best || (last && v == best) {
+					best, bi = v, i
+				}
+			}
+			out[o*l.inner+j] = int64(bi)
+		}
+	}
+}
+
+// copyKernel copies its input unchanged: Reshape and Flatten. It copies
+// rather than returning a view because a view would alias a value another
+// op may still read, or a weight shared between workers.
+type copyKernel struct{ desc string }
+
+func (k copyKernel) String() string { return k.desc }
+
+func (k copyKernel) run(out *gt.Dense, ins []*gt.Dense) error {
+	return copyDense(out, ins[0])
+}
+
+func copyDense(dst, src *gt.Dense) error {
+	switch dst.Dtype() {
+	case gt.Float32:
+		copy(dst.Float32s(), src.Float32s())
+	case gt.Float64:
+		copy(dst.Float64s(), src.Float64s())
+	case gt.Int8:
+		copy(dst.Int8s(), src.Int8s())
+	case gt.Uint8:
+		copy(dst.Uint8s(), src.Uint8s())
+	case gt.Int32:
+		copy(dst.Int32s(), src.Int32s())
+	case gt.Int64:
+		copy(dst.Int64s(), src.Int64s())
+	case gt.Bool:
+		copy(dst.Bools(), src.Bools())
+	default:
+		return fmt.Errorf("dtype %v not supported", dst.Dtype())
+	}
+	return nil
+}
+
+// transposeKernel transposes a matrix [r c] into [c r] (Gemm's transA and
+// transB on values that are not constants).
+type transposeKernel struct{ rows, cols int }
+
+func (k *transposeKernel) String() string { return "Transpose" }
+
+func (k *transposeKernel) run(out *gt.Dense, ins []*gt.Dense) error {
+	switch out.Dtype() {
+	case gt.Float32:
+		transpose(k.rows, k.cols, out.Float32s(), ins[0].Float32s())
+	case gt.Float64:
+		transpose(k.rows, k.cols, out.Float64s(), ins[0].Float64s())
+	case gt.Int32:
+		transpose(k.rows, k.cols, out.Int32s(), ins[0].Int32s())
+	case gt.Int64:
+		transpose(k.rows, k.cols, out.Int64s(), ins[0].Int64s())
+	default:
+		return fmt.Errorf("dtype %v not supported", out.Dtype())
+	}
+	return nil
+}
+
+func transpose[T number](rows, cols int, out, x []T) {
+	for i := 0; i < rows; i++ {
+		for j := 0; j < cols; j++ {
+			out[j*rows+i] = x[i*cols+j]
+		}
+	}
+}
+
+// matmulKernel is numpy's matmul for the cases Gorgonia's own Mul does not
+// cover: integer types, 1-D operands, and stacks of matrices with
+// broadcast batch dimensions. aOff and bOff hold each output matrix's
+// operand offsets, computed once at build.
+type matmulKernel struct {
+	m, k, n    int
+	aOff, bOff []int
+}
+
+func (k *matmulKernel) String() string { return fmt.Sprintf("MatMul(%dx%dx%d)", k.m, k.k, k.n) }
+
+func (k *matmulKernel) run(out *gt.Dense, ins []*gt.Dense) error {
+	switch out.Dtype() {
+	case gt.Float32:
+		matmul(k, out.Float32s(), ins[0].Float32s(), ins[1].Float32s())
+	case gt.Float64:
+		matmul(k, out.Float64s(), ins[0].Float64s(), ins[1].Float64s())
+	case gt.Int32:
+		matmul(k, out.Int32s(), ins[0].Int32s(), ins[1].Int32s())
+	case gt.Int64:
+		matmul(k, out.Int64s(), ins[0].Int64s(), ins[1].Int64s())
+	default:
+		return fmt.Errorf("dtype %v not supported", out.Dtype())
+	}
+	return nil
+}
+
+func matmul[T number](k *matmulKernel, out, a, b []T) {
+	mn := k.m * k.n
+	for bi := range k.aOff {
+		o := out[bi*mn : (bi+1)*mn]
+		clear(o)
+		am, bm := a[k.aOff[bi]:], b[k.bOff[bi]:]
+		// i-k-j order: the inner loop runs along rows of b and o.
+		for i := 0; i < k.m; i++ {
+			row := o[i*k.n : (i+1)*k.n]
+			for p := 0; p < k.k; p++ {
+				v := am[i*k.k+p]
+				brow := bm[p*k.n : (p+1)*k.n]
+				for j := range row {
+					row[j] += v * brow[j]
+				}
+			}
+		}
+	}
+}
+
+// gatherLastKernel is ai.onnx.ml ArrayFeatureExtractor: out[r, j] =
+// x[r, y[j]] over the last axis of x, for every index in y (flattened).
+type gatherLastKernel struct {
+	rows, stride, count int
+}
+
+func (k *gatherLastKernel) String() string { return "ArrayFeatureExtractor" }
+
+func (k *gatherLastKernel) run(out *gt.Dense, ins []*gt.Dense) error {
+	idx := ins[1].Int64s()
+	for _, i := range idx[:k.count] {
+		if i < 0 || i >= int64(k.stride) {
+			return fmt.Errorf("index %d is out of range [0, %d)", i, k.stride)
+		}
+	}
+	switch out.Dtype() {
+	case gt.Float32:
+		gatherLast(k, out.Float32s(), ins[0].Float32s(), idx)
+	case gt.Float64:
+		gatherLast(k, out.Float64s(), ins[0].Float64s(), idx)
+	case gt.Int32:
+		gatherLast(k, out.Int32s(), ins[0].Int32s(), idx)
+	case gt.Int64:
+		gatherLast(k, out.Int64s(), ins[0].Int64s(), idx)
+	default:
+		return fmt.Errorf("dtype %v not supported", out.Dtype())
+	}
+	return nil
+}
+
+func gatherLast[T number](k *gatherLastKernel, out, x []T, idx []int64) {
+	for r := 0; r < k.rows; r++ {
+		row, o := x[r*k.stride:(r+1)*k.stride], out[r*k.count:(r+1)*k.count]
+		for j := range o {
+			o[j] = row[idx[j]]
+		}
+	}
+}
+
+// castKernel converts between any two of Corvid's dtypes with C's
+// conversion rules, as ONNX Runtime does: floats truncate toward zero into
+// integers, and anything non-zero is true.
+type castKernel struct{ desc string }
+
+func (k castKernel) String() string { return k.desc }
+
+func (k castKernel) run(out *gt.Dense, ins []*gt.Dense) error {
+	in := ins[0]
+	switch in.Dtype() {
+	case gt.Float32:
+		return castFrom(out, in.Float32s())
+	case gt.Float64:
+		return castFrom(out, in.Float64s())
+	case gt.Int8:
+		return castFrom(out, in.Int8s())
+	case gt.Uint8:
+		return castFrom(out, in.Uint8s())
+	case gt.Int32:
+		return castFrom(out, in.Int32s())
+	case gt.Int64:
+		return castFrom(out, in.Int64s())
+	case gt.Bool:
+		return castFrom(out, boolsAsBytes(in.Bools()))
+	}
+	return fmt.Errorf("dtype %v not supported", in.Dtype())
+}
+
+// boolsAsBytes lets bools go through the numeric conversions as 0 and 1.
+// It allocates; casts from bool are rare in the models Corvid serves.
+func boolsAsBytes(b []bool) []uint8 {
+	out := make([]uint8, len(b))
+	for i, v := range b {
+		if v {
+			out[i] = 1
+		}
+	}
+	return out
+}
+
+func castFrom[S number](out *gt.Dense, src []S) error {
+	switch out.Dtype() {
+	case gt.Float32:
+		convert(out.Float32s(), src)
+	case gt.Float64:
+		convert(out.Float64s(), src)
+	case gt.Int8:
+		convert(out.Int8s(), src)
+	case gt.Uint8:
+		convert(out.Uint8s(), src)
+	case gt.Int32:
+		convert(out.Int32s(), src)
+	case gt.Int64:
+		convert(out.Int64s(), src)
+	case gt.Bool:
+		o := out.Bools()
+		for i, v := range src[:len(o)] {
+			o[i] = v != 0
+		}
+	default:
+		return fmt.Errorf("dtype %v not supported", out.Dtype())
+	}
+	return nil
+}
+
+func convert[D, S number](dst []D, src []S) {
+	src = src[:len(dst)]
+	for i, v := range src {
+		dst[i] = D(v)
+	}
+}

@@ -1,0 +1,59 @@
+package runtime
+
+import (
+	"fmt"
+	"log/slog"
+	goruntime "runtime"
+	"slices"
+)
+
+// Options configures Compile. The zero value is ready to use.
+type Options struct {
+	// MaxBatch is the largest batch (first dimension of the inputs that
+	// have a dynamic one) a single Run accepts. Default 64.
+	MaxBatch int
+	// Workers is how many requests run at once, each on its own compiled
+	// graphs. Default GOMAXPROCS.
+	Workers int
+	// Logger receives what callers must not see, such as the stack of a
+	// panic in an op. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// MaxBatchLimit bounds Options.MaxBatch: graphs are compiled, and their
+// buffers sized, for the largest batch.
+const MaxBatchLimit = 1 << 16
+
+// bucketSizes are the batch sizes graphs are compiled for, below MaxBatch
+// (which is always one): a request runs on the smallest that fits it.
+var bucketSizes = []int{1, 8, 32}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.MaxBatch == 0 {
+		o.MaxBatch = 64
+	}
+	if o.Workers == 0 {
+		o.Workers = goruntime.GOMAXPROCS(0)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.MaxBatch < 1 || o.MaxBatch > MaxBatchLimit {
+		return o, fmt.Errorf("options: MaxBatch is %d, want 1 to %d", o.MaxBatch, MaxBatchLimit)
+	}
+	if o.Workers < 1 {
+		return o, fmt.Errorf("options: Workers is %d, want >= 1", o.Workers)
+	}
+	return o, nil
+}
+
+// buckets returns the sorted batch sizes to compile for.
+func (o Options) buckets() []int {
+	var bs []int
+	for _, b := range bucketSizes {
+		if b < o.MaxBatch {
+			bs = append(bs, b)
+		}
+	}
+	return slices.Compact(append(bs, o.MaxBatch))
+}

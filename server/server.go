@@ -1,0 +1,263 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	corvidv1 "github.com/corvidml/corvid/gen/go/corvid/v1"
+	"github.com/corvidml/corvid/models"
+	"github.com/corvidml/corvid/server/api"
+	"github.com/corvidml/corvid/server/config"
+	"github.com/corvidml/corvid/server/gateway"
+	"github.com/corvidml/corvid/server/middleware"
+	"github.com/corvidml/corvid/server/onnx"
+	"github.com/corvidml/corvid/server/repository"
+	"github.com/corvidml/corvid/server/runtime"
+)
+
+// Server is a configured Corvid server whose listeners are open.
+type Server struct {
+	cfg    config.Config
+	log    *slog.Logger
+	repo   *repository.Repository
+	grpc   *grpc.Server
+	health *health.Server
+
+	grpcLis, httpLis, adminLis net.Listener
+	adminSrv                   *http.Server
+	started                    time.Time
+}
+
+// New validates cfg, opens the three listeners and builds the servers. Models
+// load when Serve runs.
+func New(cfg config.Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
+	s := &Server{cfg: cfg, log: log, started: time.Now(), health: health.NewServer()}
+
+	var fsys fs.FS = models.Default
+	if cfg.Models != "" {
+		fsys = os.DirFS(cfg.Models)
+	}
+	s.repo = repository.New(fsys, loader(cfg), repository.Options{MaxModelBytes: cfg.MaxModelBytes, Logger: log})
+
+	s.grpc = grpc.NewServer(append(middleware.ServerOptions(log),
+		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
+		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionAge:      time.Duration(cfg.MaxConnectionAge),
+			MaxConnectionAgeGrace: time.Duration(cfg.ShutdownGrace),
+		}),
+	)...)
+	corvidv1.RegisterInferenceServiceServer(s.grpc, api.New(s.repo, api.Options{StreamConcurrency: cfg.StreamConcurrency, Logger: log}))
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+	s.setServing(false)
+
+	var err error
+	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		return nil, fmt.Errorf("listen gRPC: %w", err)
+	}
+	if s.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		s.closeListeners()
+		return nil, fmt.Errorf("listen REST: %w", err)
+	}
+	if s.adminLis, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
+		s.closeListeners()
+		return nil, fmt.Errorf("listen admin: %w", err)
+	}
+	return s, nil
+}
+
+// loader decodes, validates and compiles ONNX bytes.
+func loader(cfg config.Config) repository.Loader {
+	return func(ctx context.Context, data []byte) (repository.Servable, error) {
+		g, err := onnx.Decode(data)
+		if err != nil {
+			return nil, err
+		}
+		return runtime.Compile(g, runtime.Options{MaxBatch: cfg.MaxBatch, Workers: cfg.Workers})
+	}
+}
+
+func (s *Server) closeListeners() {
+	for _, l := range []net.Listener{s.grpcLis, s.httpLis, s.adminLis} {
+		if l != nil {
+			l.Close()
+		}
+	}
+}
+
+// GRPCAddr, HTTPAddr and AdminAddr are the addresses actually listened on
+// (useful with port 0).
+func (s *Server) GRPCAddr() string  { return s.grpcLis.Addr().String() }
+func (s *Server) HTTPAddr() string  { return s.httpLis.Addr().String() }
+func (s *Server) AdminAddr() string { return s.adminLis.Addr().String() }
+
+// setServing sets the overall and the InferenceService health status.
+func (s *Server) setServing(ok bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if ok {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	s.health.SetServingStatus("", st)
+	s.health.SetServingStatus(corvidv1.InferenceService_ServiceDesc.ServiceName, st)
+}
+
+// loopbackTarget is the address the gateway dials: the gRPC listener itself,
+// through loopback when it listens on every interface.
+func loopbackTarget(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return addr.String()
+	}
+	if tcp.IP.IsUnspecified() {
+		return net.JoinHostPort("127.0.0.1", fmt.Sprint(tcp.Port))
+	}
+	return tcp.String()
+}
+
+// Serve loads the models and serves until ctx is cancelled, then shuts down:
+// health NOT_SERVING first, then the HTTP servers, then a graceful gRPC stop
+// raced against the grace period, then a forced stop.
+func (s *Server) Serve(ctx context.Context) error {
+	gwCtx, cancelGW := context.WithCancel(context.Background())
+	defer cancelGW()
+	restHandler, err := gateway.New(gwCtx, loopbackTarget(s.grpcLis.Addr()), gateway.Options{
+		MaxBodyBytes: int64(s.cfg.MaxRecvMsgBytes),
+		DialOptions: []grpc.DialOption{
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(s.cfg.MaxRecvMsgBytes), grpc.MaxCallSendMsgSize(s.cfg.MaxRecvMsgBytes)),
+		},
+	})
+	if err != nil {
+		s.closeListeners()
+		return err
+	}
+	restSrv := s.httpServer(restHandler)
+	s.adminSrv = s.httpServer(s.adminHandler())
+
+	errc := make(chan error, 3)
+	go func() { errc <- s.grpc.Serve(s.grpcLis) }()
+	go func() { errc <- restSrv.Serve(s.httpLis) }()
+	go func() { errc <- s.adminSrv.Serve(s.adminLis) }()
+	s.log.Info("corvid listening", "grpc", s.GRPCAddr(), "rest", s.HTTPAddr(), "admin", s.AdminAddr())
+
+	loadCtx, cancelLoad := context.WithCancel(ctx)
+	var loading sync.WaitGroup
+	loading.Add(1)
+	go func() {
+		defer loading.Done()
+		s.loadModels(loadCtx)
+	}()
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+		if errors.Is(serveErr, http.ErrServerClosed) {
+			serveErr = nil
+		}
+		if serveErr != nil {
+			serveErr = fmt.Errorf("server stopped: %w", serveErr)
+		}
+	}
+	cancelLoad()
+	loading.Wait()
+	s.shutdown(restSrv)
+	return serveErr
+}
+
+func (s *Server) loadModels(ctx context.Context) {
+	if err := s.repo.Scan(); err != nil {
+		s.log.Error("cannot read the model repository", "error", err)
+		return
+	}
+	s.repo.LoadPending(ctx)
+	ready, reason := s.repo.Ready()
+	s.setServing(ready)
+	if ready {
+		s.log.Info("ready", "since_start", time.Since(s.started))
+	} else {
+		s.log.Warn("not ready", "reason", reason)
+	}
+}
+
+func (s *Server) httpServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: time.Duration(s.cfg.ReadHeaderTimeout),
+		ReadTimeout:       time.Duration(s.cfg.ReadTimeout),
+		WriteTimeout:      time.Duration(s.cfg.WriteTimeout),
+		IdleTimeout:       time.Duration(s.cfg.IdleTimeout),
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+func (s *Server) shutdown(restSrv *http.Server) {
+	s.log.Info("shutting down", "grace", time.Duration(s.cfg.ShutdownGrace))
+	s.health.Shutdown() // every service NOT_SERVING, and stays so
+	deadline := time.Now().Add(time.Duration(s.cfg.ShutdownGrace))
+	httpCtx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if err := restSrv.Shutdown(httpCtx); err != nil {
+		restSrv.Close()
+	}
+	stopped := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(time.Until(deadline)):
+		s.log.Warn("grace period over: stopping in-flight RPCs")
+		s.grpc.Stop()
+		<-stopped
+	}
+	if err := s.adminSrv.Shutdown(httpCtx); err != nil {
+		s.adminSrv.Close()
+	}
+	s.repo.Close()
+	s.log.Info("stopped")
+}
+
+// adminHandler serves /healthz (the process is up) and /readyz (every model
+// has an available version).
+func (s *Server) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		resp, err := s.health.Check(context.Background(), &healthpb.HealthCheckRequest{})
+		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			_, reason := s.repo.Ready()
+			if reason == "" {
+				reason = "shutting down"
+			}
+			http.Error(w, "not ready: "+reason, http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	return mux
+}
