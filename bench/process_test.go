@@ -123,4 +123,3 @@ func readRSS(b *testing.B, pid int) float64 {
 	b.Fatal("no VmRSS in /proc status")
 	return 0
 }
-

@@ -626,8 +626,8 @@ func TestConcurrentPredict(t *testing.T) {
 func TestBadVersionBesideGood(t *testing.T) {
 	good := digitsModel(t)
 	dir := modelsDir(t, map[string][]byte{
-		"digits/1/model.onnx": good,
-		"digits/2/model.onnx": good[:len(good)/2],
+		"digits/1/model.onnx":  good,
+		"digits/2/model.onnx":  good[:len(good)/2],
 		"digits/notaversion/x": []byte("ignored"),
 	})
 	in := start(t, dir)
