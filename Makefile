@@ -80,11 +80,16 @@ lint: tools ## buf lint and format, gofmt, go vet.
 	go vet ./...
 
 .PHONY: breaking
-breaking: tools ## buf breaking against the main branch.
-	$(BUF) breaking proto --against '.git#branch=main,subdir=proto'
+breaking: tools ## buf breaking (WIRE_JSON) of the working tree against the main branch.
+	rm -rf $(BUILD)/against && mkdir -p $(BUILD)/against/$(BUILD)
+	git archive main buf.yaml proto | tar -x -C $(BUILD)/against
+	cp -r $(BUILD)/protodeps $(BUILD)/against/$(BUILD)/protodeps
+	cd $(BUILD)/against && $(abspath $(BUF)) build -o ../against.binpb
+	$(BUF) build -o $(BUILD)/current.binpb
+	$(BUF) breaking $(BUILD)/current.binpb --against $(BUILD)/against.binpb
 
 .PHONY: test
-test: checkgenerate lint ## Install what is needed, check generation and lint, run all Go and Python tests.
+test: checkgenerate lint breaking ## Install what is needed, check generation and lint, run all Go and Python tests.
 	go test $(GO_TEST_FLAGS) ./...
 	$(MAKE) pytest
 

@@ -165,7 +165,9 @@ type PredictResponse struct {
 	Model string `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
 	// The version that actually served the request.
 	Version int64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
-	// Output tensors by output name.
+	// Output tensors by output name. They carry their elements in `raw` when
+	// every input of the request did, and in typed fields otherwise (so JSON
+	// callers read plain numbers).
 	Outputs map[string]*Tensor `protobuf:"bytes,3,rep,name=outputs,proto3" json:"outputs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// The request's id.
 	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
