@@ -55,7 +55,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if cfg.Models != "" {
 		fsys = os.DirFS(cfg.Models)
 	}
-	s.repo = repository.New(fsys, loader(cfg), repository.Options{MaxModelBytes: cfg.MaxModelBytes, Logger: log})
+	s.repo = repository.New(fsys, loader(cfg, log), repository.Options{MaxModelBytes: cfg.MaxModelBytes, Logger: log})
 
 	s.grpc = grpc.NewServer(append(middleware.ServerOptions(log),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
@@ -87,13 +87,13 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 }
 
 // loader decodes, validates and compiles ONNX bytes.
-func loader(cfg config.Config) repository.Loader {
+func loader(cfg config.Config, log *slog.Logger) repository.Loader {
 	return func(ctx context.Context, data []byte) (repository.Servable, error) {
 		g, err := onnx.Decode(data)
 		if err != nil {
 			return nil, err
 		}
-		return runtime.Compile(g, runtime.Options{MaxBatch: cfg.MaxBatch, Workers: cfg.Workers})
+		return runtime.Compile(g, runtime.Options{MaxBatch: cfg.MaxBatch, Workers: cfg.Workers, Logger: log})
 	}
 }
 

@@ -45,7 +45,7 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	switch {
 	case errors.Is(err, repository.ErrNotFound):
 		code, reason = codes.NotFound, ReasonModelNotFound
-	case errors.Is(err, repository.ErrUnavailable):
+	case errors.Is(err, repository.ErrUnavailable), errors.Is(err, runtime.ErrClosed):
 		code, reason = codes.Unavailable, ReasonModelUnavailable
 	case errors.Is(err, repository.ErrInvalidName), errors.Is(err, errInvalidRequest):
 		code, reason = codes.InvalidArgument, ReasonInvalidRequest

@@ -101,7 +101,7 @@ func equalInfos(a, b []onnx.ValueInfo) bool {
 func TestDecodeRefuses(t *testing.T) {
 	tests := []struct {
 		name   string
-		data   []byte                      // used when set
+		data   []byte                     // used when set
 		mutate func(m *onnxpb.ModelProto) // applied to baseModel otherwise
 		want   error
 		words  []string

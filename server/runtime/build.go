@@ -38,7 +38,7 @@ type builder struct {
 	faults *faults
 	consts map[*tensor.Tensor]*G.Node // constants already made nodes of g
 	node   *onnx.Node                 // the ONNX node being built
-	seq    int                        // ops made for it so far
+	seq    int                        // ops made so far
 	bytes  int64                      // size of the values made so far
 }
 
@@ -51,8 +51,9 @@ func (b *builder) errUnsupported(format string, args ...any) error {
 	return fmt.Errorf("%w: %s: %s", onnx.ErrUnsupported, b.node.Describe(), fmt.Sprintf(format, args...))
 }
 
-// nextID names the next Gorgonia node of the current ONNX node. ONNX node
-// names are unique in a Graph, so these are unique in the Gorgonia graph.
+// nextID names the next Gorgonia op node: the ONNX node's name for
+// reading, and a counter so that the name is unique in the graph whatever
+// the ONNX names are.
 func (b *builder) nextID() string {
 	b.seq++
 	return b.node.Name + "#" + strconv.Itoa(b.seq)

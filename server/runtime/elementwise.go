@@ -252,7 +252,7 @@ func (reluKernel) run(out *gt.Dense, ins []*gt.Dense) error {
 	case gt.Int64:
 		relu(out.Int64s(), ins[0].Int64s())
 	default:
-		return fmt.Errorf("Relu: dtype %v not supported", out.Dtype())
+		return fmt.Errorf("dtype %v not supported", out.Dtype())
 	}
 	return nil
 }

@@ -45,11 +45,18 @@ type worker struct {
 // bucket are compiled once here (for the first worker) so that a model
 // that cannot run fails now rather than on a request. Errors wrap
 // onnx.ErrInvalidModel or onnx.ErrUnsupported.
-func Compile(g *onnx.Graph, opts Options) (*Model, error) {
+func Compile(g *onnx.Graph, opts Options) (_ *Model, err error) {
+	defer func() {
+		// Shapes come from an untrusted file: whatever slips past the
+		// checks must fail the load, not the process.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: compiling the model: panic: %v", ErrInternal, r)
+		}
+	}()
 	if g == nil {
 		return nil, fmt.Errorf("%w: nil graph", onnx.ErrInvalidModel)
 	}
-	opts, err := opts.withDefaults()
+	opts, err = opts.withDefaults()
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +91,7 @@ func Compile(g *onnx.Graph, opts Options) (*Model, error) {
 		inst, err := m.build(bs)
 		if err != nil {
 			if i > 0 {
-				return nil, fmt.Errorf("batch %d: %w (Options.MaxBatch = 1 serves the model one item at a time)", bs, err)
+				return nil, fmt.Errorf("batch %d: %w%s", bs, err, unbatchedHint)
 			}
 			return nil, err
 		}
@@ -150,13 +157,13 @@ func (m *Model) resolveOutputs(insts []*instance) error {
 				continue
 			}
 			if ax != 0 {
-				return fmt.Errorf("%w: output %q follows the batch along axis %d, want axis 0", onnx.ErrUnsupported, name, ax)
+				return fmt.Errorf("%w: output %q follows the batch along axis %d, want axis 0%s", onnx.ErrUnsupported, name, ax, unbatchedHint)
 			}
 			shape[0] = -1
 			per := shapes[0][name][0] / m.buckets[0]
 			for j, bs := range m.buckets {
 				if shapes[j][name][0] != per*bs {
-					return fmt.Errorf("%w: output %q: first dimension %d at batch %d is not a multiple of the batch", onnx.ErrUnsupported, name, shapes[j][name][0], bs)
+					return fmt.Errorf("%w: output %q: first dimension %d at batch %d is not a multiple of the batch%s", onnx.ErrUnsupported, name, shapes[j][name][0], bs, unbatchedHint)
 				}
 			}
 			m.rows[i] = per

@@ -69,7 +69,7 @@ func (b *builder) build(n *onnx.Node, in []*value) ([]*value, error) {
 		// hand may not have gone through it.
 		return nil, fmt.Errorf("%w: %s: operator is not supported", onnx.ErrUnsupported, n.Describe())
 	}
-	b.node, b.seq = n, 0
+	b.node = n
 	outs, err := fn(b, n, in)
 	if err != nil {
 		return nil, err
@@ -119,14 +119,17 @@ func (p *plan) checkBatchSafe(deps batchAxes) error {
 			out = out || (name != "" && deps.any(name))
 		}
 		if in && !out {
-			return fmt.Errorf("%w: %s combines items across the batch dimension", onnx.ErrUnsupported, n.Describe())
+			return fmt.Errorf("%w: %s combines items across the batch dimension%s", onnx.ErrUnsupported, n.Describe(), unbatchedHint)
 		}
 		if n.OpType == "Softmax" && n.Domain == onnx.DomainDefault && softmaxMixes(n, deps[n.Inputs[0]], p.g.Opset()) {
-			return fmt.Errorf("%w: %s normalises across the batch dimension", onnx.ErrUnsupported, n.Describe())
+			return fmt.Errorf("%w: %s normalises across the batch dimension%s", onnx.ErrUnsupported, n.Describe(), unbatchedHint)
 		}
 	}
 	return nil
 }
+
+// unbatchedHint tells how to serve a model that cannot be batched.
+const unbatchedHint = " (Options.MaxBatch = 1 serves the model one item at a time)"
 
 func softmaxMixes(n *onnx.Node, dep []bool, opset int64) bool {
 	r := int64(len(dep))

@@ -321,7 +321,7 @@ func TestCompileRefuses(t *testing.T) {
 		},
 		{
 			name: "batch moved off axis 0",
-			g: &onnx.Graph{Inputs: []onnx.ValueInfo{x}, Outputs: y(1, -1), Nodes: []onnx.Node{node("Flatten", []string{"x"}, map[string]onnx.Attr{"axis": ints(0)})}},
+			g:    &onnx.Graph{Inputs: []onnx.ValueInfo{x}, Outputs: y(1, -1), Nodes: []onnx.Node{node("Flatten", []string{"x"}, map[string]onnx.Attr{"axis": ints(0)})}},
 			want: onnx.ErrUnsupported, words: []string{`output "y" follows the batch along axis 1`},
 		},
 		{
@@ -372,9 +372,9 @@ func TestCompileRefuses(t *testing.T) {
 			want: onnx.ErrUnsupported, words: []string{`node "n" (Add)`, "MiB"},
 		},
 		{
-			name: "bad options",
-			g:    &onnx.Graph{Inputs: []onnx.ValueInfo{x}, Outputs: y(-1, 4), Nodes: []onnx.Node{node("Relu", []string{"x"}, nil)}},
-			opts: runtime.Options{MaxBatch: -1},
+			name:  "bad options",
+			g:     &onnx.Graph{Inputs: []onnx.ValueInfo{x}, Outputs: y(-1, 4), Nodes: []onnx.Node{node("Relu", []string{"x"}, nil)}},
+			opts:  runtime.Options{MaxBatch: -1},
 			words: []string{"MaxBatch is -1"},
 		},
 	}
