@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/testing/protocmp"
@@ -179,6 +181,28 @@ func TestModelStatusAndList(t *testing.T) {
 func TestHealthAndAdmin(t *testing.T) {
 	in := start(t, "")
 	conn := grpcConn(t, in)
+	// Reflection lists the API, so grpcurl and similar tools work unaided.
+	rs, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
+		t.Fatal(err)
+	}
+	rr, err := rs.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var services []string
+	for _, s := range rr.GetListServicesResponse().GetService() {
+		services = append(services, s.GetName())
+	}
+	rs.CloseSend()
+	for _, want := range []string{"corvid.v1.InferenceService", "grpc.health.v1.Health"} {
+		if !slices.Contains(services, want) {
+			t.Errorf("reflection lists %v, want %s among them", services, want)
+		}
+	}
 	if got := healthStatus(t, conn); got != healthpb.HealthCheckResponse_SERVING {
 		t.Errorf("health = %v, want SERVING", got)
 	}
@@ -396,6 +420,17 @@ func TestRESTBadBodies(t *testing.T) {
 			}
 		})
 	}
+	t.Run("over the limit, chunked", func(t *testing.T) {
+		body := io.MultiReader(strings.NewReader(`{"requestId": "`), strings.NewReader(strings.Repeat("x", 70<<10)), strings.NewReader(`"}`))
+		resp, err := http.Post(in.rest+"/v1/models/digits:predict", "application/json", body) // unknown length: chunked
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("status %d, want 413", resp.StatusCode)
+		}
+	})
 	body, _ := os.ReadFile(filepath.Join("..", "examples", "digits", "request.json"))
 	if code, got, _ := restPost(t, in.rest+"/v1/models/digits:predict", body, nil); code != 200 {
 		t.Errorf("good request after bad ones: %d %v", code, got)

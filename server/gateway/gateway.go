@@ -1,8 +1,10 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/textproto"
 	"strings"
@@ -68,21 +70,40 @@ func outgoingHeader(key string) (string, bool) {
 	return fmt.Sprintf("%s%s", runtime.MetadataHeaderPrefix, key), true
 }
 
-// limitBody answers 413 for a body over max bytes, by its declared length
-// when it has one, and caps what the gateway can read otherwise.
+// limitBody answers 413 for a body over max bytes: at once when the declared
+// length says so, and after reading at most max+1 bytes for a body of unknown
+// length (chunked), which is buffered here so the gateway never sees more.
 func limitBody(next http.Handler, max int64) http.Handler {
 	if max <= 0 {
 		return next
 	}
+	tooLarge := func(w http.ResponseWriter, size string) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		// Code 8 is RESOURCE_EXHAUSTED, as the gRPC size limit reports it.
+		fmt.Fprintf(w, `{"code":8,"message":"request body is %s bytes, the limit is %d"}`+"\n", size, max)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > max {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusRequestEntityTooLarge)
-			// Code 8 is RESOURCE_EXHAUSTED, as the gRPC size limit reports it.
-			fmt.Fprintf(w, `{"code":8,"message":"request body is %d bytes, the limit is %d"}`+"\n", r.ContentLength, max)
+		switch {
+		case r.ContentLength > max:
+			tooLarge(w, fmt.Sprint(r.ContentLength))
 			return
+		case r.ContentLength < 0:
+			body, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+			r.Body.Close()
+			if err != nil {
+				http.Error(w, "cannot read request body", http.StatusBadRequest)
+				return
+			}
+			if int64(len(body)) > max {
+				tooLarge(w, "more than "+fmt.Sprint(max))
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			r.ContentLength = int64(len(body))
+		default:
+			r.Body = http.MaxBytesReader(w, r.Body, max)
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, max)
 		next.ServeHTTP(w, r)
 	})
 }

@@ -76,6 +76,10 @@ func TestScanLoadResolve(t *testing.T) {
 	if err := r.Scan(); err != nil {
 		t.Fatal(err)
 	}
+	// Found but not loaded yet: Unavailable, not NotFound.
+	if _, _, err := r.Resolve("m", 1, ""); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "LOADING") {
+		t.Errorf("Resolve before loading = %v, want ErrUnavailable saying LOADING", err)
+	}
 	r.LoadPending(context.Background())
 
 	list := r.List()
