@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -342,26 +343,22 @@ func sortedVersions(versions map[int64]*version) []int64 {
 	return vs
 }
 
+// versionList and stateList describe a model's versions for error messages:
+// "1, 2" and "v1 AVAILABLE, v2 FAILED".
 func versionList(versions map[int64]*version) string {
-	s := ""
-	for i, v := range sortedVersions(versions) {
-		if i > 0 {
-			s += ", "
-		}
-		s += strconv.FormatInt(v, 10)
-	}
-	return s
+	return describeVersions(versions, func(v int64, _ *version) string { return strconv.FormatInt(v, 10) })
 }
 
 func stateList(versions map[int64]*version) string {
-	s := ""
-	for i, v := range sortedVersions(versions) {
-		if i > 0 {
-			s += ", "
-		}
-		s += fmt.Sprintf("v%d %s", v, versions[v].status.State)
+	return describeVersions(versions, func(v int64, ver *version) string { return fmt.Sprintf("v%d %s", v, ver.status.State) })
+}
+
+func describeVersions(versions map[int64]*version, f func(int64, *version) string) string {
+	parts := make([]string, 0, len(versions))
+	for _, v := range sortedVersions(versions) {
+		parts = append(parts, f(v, versions[v]))
 	}
-	return s
+	return strings.Join(parts, ", ")
 }
 
 // Status reports one model.
