@@ -95,7 +95,7 @@ test: checkgenerate lint breaking ## Install what is needed, check generation an
 
 .PHONY: pytest
 pytest: build $(VENV)/.stamp ## Python tests (reference comparison with ONNX Runtime over gRPC).
-	CORVID_BIN=$(abspath $(BIN)) PYTHONPATH=gen/python $(PY) -m pytest -q tests/python
+	CORVID_BIN=$(abspath $(BIN)) PYTHONPATH=gen/python $(PY) -m pytest -q -rP tests/python
 
 .PHONY: bench
 bench: ## Serving benchmarks: latency beside a bare gRPC round trip, cold start, idle RSS.
