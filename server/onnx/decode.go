@@ -324,7 +324,7 @@ func checkNode(n *Node, np *onnxpb.NodeProto, opsets map[string]int64) error {
 		if n.Domain != DomainDefault {
 			op = n.Domain + "." + op
 		}
-		return fmt.Errorf("%w: %s: operator %s is not supported (supported: %s)", ErrUnsupported, n.Describe(), op, supportedList)
+		return fmt.Errorf("%w: %s: operator %s (opset %d) is not supported; `corvid inspect` lists a model's unsupported operators", ErrUnsupported, n.Describe(), op, opsets[n.Domain])
 	}
 	if len(n.Inputs) < schema.minIn || len(n.Inputs) > schema.maxIn {
 		return fmt.Errorf("%w: %s has %d inputs, want %s", ErrInvalidModel, n.Describe(), len(n.Inputs), countRange(schema.minIn, schema.maxIn))

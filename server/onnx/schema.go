@@ -1,9 +1,6 @@
 package onnx
 
-import (
-	"slices"
-	"strings"
-)
+import "slices"
 
 // The operator set versions Decode accepts. Opset 7 is where the arithmetic
 // operators took up numpy broadcasting (before it they had "broadcast" and
@@ -35,6 +32,8 @@ var (
 
 // schemas lists every operator Corvid runs; an operator missing here is
 // refused at decode time, so the runtime never meets an op it cannot build.
+// The operators of each family are added by registerSchemas in their own
+// file's init.
 var schemas = map[opKey]opSchema{
 	{DomainDefault, "Add"}:      binaryOp,
 	{DomainDefault, "Sub"}:      binaryOp,
@@ -74,6 +73,18 @@ var schemas = map[opKey]opSchema{
 	{DomainML, "ArrayFeatureExtractor"}: binaryOp,
 }
 
+// registerSchemas adds a family of operators; a name registered twice is a
+// programming error.
+func registerSchemas(domain string, m map[string]opSchema) {
+	for op, s := range m {
+		k := opKey{domain, op}
+		if _, dup := schemas[k]; dup {
+			panic("onnx: operator " + domain + "." + op + " registered twice")
+		}
+		schemas[k] = s
+	}
+}
+
 // Supported reports whether Corvid runs the operator; domain is
 // DomainDefault or DomainML.
 func Supported(domain, opType string) bool {
@@ -95,5 +106,3 @@ func SupportedOps() []string {
 	slices.Sort(ops)
 	return ops
 }
-
-var supportedList = strings.Join(SupportedOps(), ", ")

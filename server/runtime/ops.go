@@ -21,7 +21,8 @@ type buildFunc func(b *builder, n *onnx.Node, in []*value) ([]*value, error)
 type opKey struct{ domain, opType string }
 
 // builders has an entry for every operator onnx.Decode accepts (a test
-// checks the two lists agree).
+// checks the two lists agree). Each family of operators adds its own with
+// registerBuilders in its file's init.
 var builders = map[opKey]buildFunc{
 	{onnx.DomainDefault, "Add"}:              buildBinary(opAdd),
 	{onnx.DomainDefault, "Sub"}:              buildBinary(opSub),
@@ -40,6 +41,17 @@ var builders = map[opKey]buildFunc{
 	{onnx.DomainDefault, "Cast"}:             buildCast,
 	{onnx.DomainDefault, "ArgMax"}:           buildArgMax,
 	{onnx.DomainML, "ArrayFeatureExtractor"}: buildArrayFeatureExtractor,
+}
+
+// registerBuilders adds a family of operators' builders.
+func registerBuilders(domain string, m map[string]buildFunc) {
+	for op, f := range m {
+		k := opKey{domain, op}
+		if _, dup := builders[k]; dup {
+			panic("runtime: operator " + domain + "." + op + " registered twice")
+		}
+		builders[k] = f
+	}
 }
 
 var (
