@@ -38,6 +38,15 @@ $(VENV)/.stamp: tools/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
 	@touch $@
 
+# ONNX's backend node tests, written from the case definitions in the onnx wheel.
+NODE_TESTS := $(BUILD)/onnx-node-tests
+$(NODE_TESTS)/.stamp: $(VENV)/.stamp testdata/conformance/gen_node_tests.py
+	$(PY) testdata/conformance/gen_node_tests.py $(NODE_TESTS)
+	@touch $@
+
+.PHONY: node-tests
+node-tests: $(NODE_TESTS)/.stamp ## Write ONNX's backend node tests to .build/onnx-node-tests.
+
 .PHONY: tools
 tools: $(BUF) $(BUILD)/protodeps/.stamp $(VENV)/.stamp ## Install pinned tools into .build/ and .venv/.
 
