@@ -3,6 +3,7 @@
 //	corvid serve   [--grpc-addr :8500] [--http-addr :8501] [--admin-addr :8502] [--models DIR] [--config FILE]
 //	corvid predict MODEL --input FILE.json [--addr localhost:8500]
 //	corvid status  [MODEL] [--addr localhost:8500]
+//	corvid inspect MODEL.onnx
 package main
 
 import (
@@ -22,6 +23,7 @@ Usage:
   corvid serve   [flags]              serve models (the embedded digits model by default)
   corvid predict MODEL --input FILE   send one prediction request (JSON body as for REST)
   corvid status  [MODEL]              show a model's versions, or list all models
+  corvid inspect MODEL.onnx           describe a model file and whether Corvid can serve it
 
 Run 'corvid COMMAND -h' for a command's flags.
 `
@@ -50,6 +52,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runPredict(ctx, args[1:], stdout, stderr)
 	case "status":
 		return runStatus(ctx, args[1:], stdout, stderr)
+	case "inspect":
+		return runInspect(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
