@@ -93,7 +93,9 @@ func loader(cfg config.Config, log *slog.Logger) repository.Loader {
 		if err != nil {
 			return nil, err
 		}
-		return runtime.Compile(g, runtime.Options{MaxBatch: cfg.MaxBatch, Workers: cfg.Workers, Logger: log})
+		return runtime.Compile(g, runtime.Options{
+			MaxBatch: cfg.MaxBatch, MaxDim: cfg.MaxDim, MaxVariants: cfg.MaxVariants, Workers: cfg.Workers, Logger: log,
+		})
 	}
 }
 

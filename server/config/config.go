@@ -34,6 +34,13 @@ type Config struct {
 	MaxModelBytes int64 `json:"max_model_bytes"`
 	// MaxBatch is the largest first dimension (batch) a request may carry.
 	MaxBatch int `json:"max_batch"`
+	// MaxDim bounds every dynamic input dimension other than the batch (a
+	// sequence length, an image side).
+	MaxDim int `json:"max_dim"`
+	// MaxVariants bounds the graphs each worker keeps compiled per model
+	// version: one per batch bucket and set of sizes of the other dynamic
+	// dimensions; the least recently used is dropped first.
+	MaxVariants int `json:"max_variants"`
 	// Workers is the number of compiled graph instances per model version; 0
 	// means one per CPU the process may use.
 	Workers int `json:"workers"`
@@ -71,6 +78,8 @@ func Default() Config {
 		MaxConcurrentStreams: 256,
 		MaxModelBytes:        1 << 30,
 		MaxBatch:             64,
+		MaxDim:               4096,
+		MaxVariants:          16,
 		StreamConcurrency:    32,
 		ReadHeaderTimeout:    Duration(5 * time.Second),
 		ReadTimeout:          Duration(30 * time.Second),
@@ -120,6 +129,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBatch < 1 || c.MaxBatch > 1<<16 {
 		bad("max_batch is %d, want 1..65536", c.MaxBatch)
+	}
+	if c.MaxDim < 1 || c.MaxDim > 1<<20 {
+		bad("max_dim is %d, want 1..1048576", c.MaxDim)
+	}
+	if c.MaxVariants < 1 || c.MaxVariants > 1024 {
+		bad("max_variants is %d, want 1..1024", c.MaxVariants)
 	}
 	if c.Workers < 0 {
 		bad("workers is %d, want >= 0 (0: one per CPU)", c.Workers)

@@ -52,9 +52,10 @@ type instance struct {
 	dtypes map[string]tensor.DType
 }
 
-// build compiles the plan for one batch size. It recovers Gorgonia's
-// panics: a model must fail to load, not crash the server.
-func (m *Model) build(batch int) (inst *instance, err error) {
+// build compiles the plan for one batch size and one set of sizes of the
+// free dimensions. It recovers Gorgonia's panics: a model must fail to
+// load, not crash the server.
+func (m *Model) build(batch int, dims []int) (inst *instance, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			inst, err = nil, fmt.Errorf("%w: building the graph for batch %d: panic: %v", ErrInternal, batch, r)
@@ -67,10 +68,15 @@ func (m *Model) build(batch int) (inst *instance, err error) {
 	for name, t := range m.plan.consts {
 		vals[name] = constValue(t)
 	}
-	for _, info := range m.inputs {
+	for i, info := range m.inputs {
 		shape := intShape(info.Shape)
 		if m.batched && len(shape) > 0 && shape[0] < 0 {
 			shape[0] = batch
+		}
+		for j, f := range m.free {
+			if f.input == i {
+				shape[f.axis] = dims[j]
+			}
 		}
 		if err := b.reserve(info.DType, shape); err != nil {
 			return nil, fmt.Errorf("input %q at batch %d: %w", info.Name, batch, err)
@@ -166,9 +172,8 @@ func fillRows[T any](dst, src []T, rows, bucket int) {
 }
 
 // output copies output i of the last run into a new tensor, keeping the
-// first rowsPerItem*n rows when the output follows the batch
-// (rowsPerItem > 0).
-func (inst *instance) output(i int, rowsPerItem, n int) (*tensor.Tensor, error) {
+// rows of the request's n items when the output follows the batch.
+func (inst *instance) output(i int, followsBatch bool, n int) (*tensor.Tensor, error) {
 	v := inst.outputs[i]
 	var src any
 	if v.konst != nil {
@@ -181,8 +186,8 @@ func (inst *instance) output(i int, rowsPerItem, n int) (*tensor.Tensor, error) 
 		src = denseSlice(d)
 	}
 	shape := int64Shape(v.shape)
-	if rowsPerItem > 0 {
-		shape[0] = int64(rowsPerItem * n)
+	if followsBatch {
+		shape[0] = int64(v.shape[0] / inst.batch * n)
 	}
 	t, err := tensor.New(v.dt, shape)
 	if err != nil {

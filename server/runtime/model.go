@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -15,19 +16,32 @@ import (
 
 // Model is a compiled ONNX graph, ready to Run from many goroutines.
 //
-// A Model holds a pool of workers; each owns Gorgonia graphs compiled for a
-// few batch sizes (buckets), built when it first needs one. A Run takes a
-// worker, pads its batch up to the nearest bucket, runs that graph and
-// hands the worker back.
+// A Model holds a pool of workers; each owns Gorgonia graphs (variants)
+// built for the shapes requests bring, compiled when it first needs one and
+// reused after. Shapes are handled by two policies:
+//
+//   - The batch (a dynamic first dimension) is bucketed: a request runs on
+//     the graph of the smallest bucket that holds it, its rows padded. This
+//     is exact because Compile refuses graphs in which a padding row could
+//     change a real one.
+//   - Every other dynamic dimension (a sequence length, an image size) is
+//     specialised: a graph is compiled for the exact sizes a request brings,
+//     never padded, since padding a sequence changes attention and
+//     normalisation results. Each worker keeps at most MaxVariants graphs,
+//     dropping the least recently used, so the memory a model holds is
+//     bounded however many distinct sizes clients send.
 type Model struct {
-	plan     *plan
-	inputs   []onnx.ValueInfo
-	outputs  []onnx.ValueInfo
-	batched  bool  // some input has a dynamic first dimension
-	buckets  []int // sorted batch sizes graphs are compiled for
-	maxBatch int
-	rows     []int // per output: rows per batch item, 0 when it does not follow the batch
-	log      *slog.Logger
+	plan        *plan
+	inputs      []onnx.ValueInfo
+	outputs     []onnx.ValueInfo
+	batched     bool  // some input has a dynamic first dimension
+	buckets     []int // sorted batch sizes graphs are compiled for
+	maxBatch    int
+	free        []freeDim // dynamic dimensions other than the batch
+	maxDim      int       // largest size a free dimension may take
+	maxVariants int       // graphs a worker keeps
+	batchOut    []bool    // per output: whether its first axis follows the batch
+	log         *slog.Logger
 
 	workers   chan *worker
 	nworkers  int
@@ -36,10 +50,33 @@ type Model struct {
 	rebuilds  atomic.Int64 // graph instances discarded after a panic
 }
 
-// worker owns one graph instance per bucket, nil until first used.
-type worker struct {
-	instances []*instance
+// freeDim is a dynamic dimension that is not the batch: axis of input.
+type freeDim struct{ input, axis int }
+
+// variantKey identifies a compiled graph: its batch bucket and the sizes of
+// the free dimensions, in m.free order.
+type variantKey struct {
+	bucket int
+	dims   string
 }
+
+func keyOf(bucket int, dims []int) variantKey {
+	return variantKey{bucket: bucket, dims: fmt.Sprint(dims)}
+}
+
+// worker owns the graphs it has compiled, most recently used last.
+type worker struct {
+	instances map[variantKey]*instance
+	lru       []variantKey
+}
+
+func newWorker() *worker { return &worker{instances: make(map[variantKey]*instance)} }
+
+// probeDims are the sizes Compile tries for free dimensions, in order, to
+// find one at which the graph builds (a convolution may need a few pixels,
+// a reshape a multiple of something); the twice-as-large size then shows
+// which output axes follow them.
+var probeDims = []int{16, 32, 64, 128, 224}
 
 // Compile builds a Model from a decoded graph. Graphs for every batch
 // bucket are compiled once here (for the first worker) so that a model
@@ -67,13 +104,14 @@ func Compile(g *onnx.Graph, opts Options) (_ *Model, err error) {
 		workers:  make(chan *worker, opts.Workers),
 		done:     make(chan struct{}),
 	}
-	for _, in := range g.Inputs {
+	m.maxDim, m.maxVariants = opts.MaxDim, opts.MaxVariants
+	for i, in := range g.Inputs {
 		if in.Shape == nil {
 			return nil, fmt.Errorf("%w: input %q has no shape", onnx.ErrUnsupported, in.Name)
 		}
-		for i, d := range in.Shape {
-			if d < 0 && i > 0 {
-				return nil, fmt.Errorf("%w: input %q: dimension %d is dynamic; only the first (batch) dimension may be", onnx.ErrUnsupported, in.Name, i)
+		for ax, d := range in.Shape {
+			if d < 0 && ax > 0 {
+				m.free = append(m.free, freeDim{input: i, axis: ax})
 			}
 		}
 		m.batched = m.batched || (len(in.Shape) > 0 && in.Shape[0] < 0)
@@ -86,35 +124,114 @@ func Compile(g *onnx.Graph, opts Options) (_ *Model, err error) {
 		return nil, err
 	}
 
-	first := &worker{instances: make([]*instance, len(m.buckets))}
+	// Build at a probe size for the free dimensions (none: the real one),
+	// once per bucket, to check the graph and see which axes follow the
+	// batch; then once more at twice the probe to see which follow the
+	// free dimensions.
+	probe, err := m.findProbe()
+	if err != nil {
+		return nil, err
+	}
+	insts := make([]*instance, len(m.buckets))
 	for i, bs := range m.buckets {
-		inst, err := m.build(bs)
+		inst, err := m.build(bs, m.fill(probe))
 		if err != nil {
 			if i > 0 {
 				return nil, fmt.Errorf("batch %d: %w%s", bs, err, unbatchedHint)
 			}
 			return nil, err
 		}
-		first.instances[i] = inst
+		insts[i] = inst
 	}
-	if err := m.resolveOutputs(first.instances); err != nil {
+	var double *instance
+	if len(m.free) > 0 {
+		if double, err = m.build(m.buckets[0], m.fill(2*probe)); err != nil {
+			return nil, fmt.Errorf("dynamic dimensions at %d: %w", 2*probe, err)
+		}
+	}
+	if err := m.resolveOutputs(insts, double); err != nil {
 		return nil, err
 	}
-	for _, inst := range first.instances {
+
+	first := newWorker()
+	for i, inst := range insts {
 		inst.shapes, inst.dtypes = nil, nil
+		if len(m.free) > 0 || i >= m.maxVariants {
+			inst.r.close() // built at probe sizes no request may bring
+			continue
+		}
+		first.keep(keyOf(i, nil), inst, m.maxVariants)
+	}
+	if double != nil {
+		double.r.close()
 	}
 	m.workers <- first
 	for range opts.Workers - 1 {
-		m.workers <- &worker{instances: make([]*instance, len(m.buckets))}
+		m.workers <- newWorker()
 	}
 	return m, nil
+}
+
+// fill returns the free dimensions' sizes when each is size.
+func (m *Model) fill(size int) []int {
+	dims := make([]int, len(m.free))
+	for i := range dims {
+		dims[i] = size
+	}
+	return dims
+}
+
+// findProbe returns the first probe size at which the graph builds for the
+// smallest bucket, or 0 when the model has no free dimension.
+func (m *Model) findProbe() (int, error) {
+	if len(m.free) == 0 {
+		return 0, nil
+	}
+	var first error
+	for _, p := range probeDims {
+		if p > m.maxDim {
+			break
+		}
+		inst, err := m.build(m.buckets[0], m.fill(p))
+		if err == nil {
+			inst.r.close()
+			return p, nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	if first == nil {
+		first = fmt.Errorf("%w: MaxDim %d is below the smallest probe size %d", onnx.ErrUnsupported, m.maxDim, probeDims[0])
+	}
+	return 0, fmt.Errorf("dynamic dimensions at %d: %w", probeDims[0], first)
+}
+
+// keep stores a compiled graph, dropping the least recently used one past
+// max.
+func (w *worker) keep(k variantKey, inst *instance, max int) {
+	if len(w.instances) >= max && len(w.lru) > 0 {
+		old := w.lru[0]
+		w.lru = w.lru[1:]
+		w.instances[old].r.close()
+		delete(w.instances, old)
+	}
+	w.instances[k] = inst
+	w.lru = append(w.lru, k)
+}
+
+// touch marks k most recently used.
+func (w *worker) touch(k variantKey) {
+	if i := slices.Index(w.lru, k); i >= 0 && i != len(w.lru)-1 {
+		w.lru = append(append(w.lru[:i:i], w.lru[i+1:]...), k)
+	}
 }
 
 // resolveOutputs works out each output's dtype and shape from the compiled
 // graphs, checks them against the model's declarations, and finds which
 // outputs follow the batch. With several buckets it also refuses graphs in
 // which padding a batch would change the real items' results.
-func (m *Model) resolveOutputs(insts []*instance) error {
+func (m *Model) resolveOutputs(insts []*instance, double *instance) error {
 	shapes := make([]map[string][]int, len(insts))
 	for i, inst := range insts {
 		shapes[i] = inst.shapes
@@ -129,8 +246,15 @@ func (m *Model) resolveOutputs(insts []*instance) error {
 			return err
 		}
 	}
+	var freeDeps batchAxes
+	if double != nil {
+		var err error
+		if freeDeps, err = findBatchAxes([]map[string][]int{shapes[0], double.shapes}); err != nil {
+			return fmt.Errorf("%w (as the dynamic dimensions change)", err)
+		}
+	}
 	m.outputs = make([]onnx.ValueInfo, len(m.plan.g.Outputs))
-	m.rows = make([]int, len(m.plan.g.Outputs))
+	m.batchOut = make([]bool, len(m.plan.g.Outputs))
 	for i, decl := range m.plan.g.Outputs {
 		name := decl.Name
 		dt := insts[0].dtypes[name]
@@ -144,8 +268,13 @@ func (m *Model) resolveOutputs(insts []*instance) error {
 			}
 		}
 		shape := int64Shape(shapes[0][name])
+		for ax, d := range freeDeps[name] {
+			if d {
+				shape[ax] = -1
+			}
+		}
 		if deps == nil {
-			if len(decl.Shape) == len(shape) {
+			if len(decl.Shape) == len(shape) && len(m.free) == 0 {
 				shape = slices.Clone(decl.Shape) // one bucket: trust the declared dynamic dims
 			}
 			m.outputs[i] = onnx.ValueInfo{Name: name, DType: dt, Shape: shape}
@@ -166,7 +295,7 @@ func (m *Model) resolveOutputs(insts []*instance) error {
 					return fmt.Errorf("%w: output %q: first dimension %d at batch %d is not a multiple of the batch%s", onnx.ErrUnsupported, name, shapes[j][name][0], bs, unbatchedHint)
 				}
 			}
-			m.rows[i] = per
+			m.batchOut[i] = true
 		}
 		m.outputs[i] = onnx.ValueInfo{Name: name, DType: dt, Shape: shape}
 	}
@@ -208,7 +337,7 @@ func (m *Model) MaxBatch() int { return m.maxBatch }
 // ErrInvalidInput (the request does not fit the model), ErrInternal (the
 // graph failed), ErrClosed, or ctx's error while waiting for a worker.
 func (m *Model) Run(ctx context.Context, inputs map[string]*tensor.Tensor, outputs []string) (map[string]*tensor.Tensor, error) {
-	n, err := m.checkInputs(inputs)
+	n, dims, err := m.checkInputs(inputs)
 	if err != nil {
 		return nil, err
 	}
@@ -223,7 +352,7 @@ func (m *Model) Run(ctx context.Context, inputs map[string]*tensor.Tensor, outpu
 		return nil, err
 	}
 	defer func() { m.workers <- w }()
-	return m.runOn(w, bucket, n, inputs, want)
+	return m.runOn(w, bucket, dims, n, inputs, want)
 }
 
 func (m *Model) acquire(ctx context.Context) (*worker, error) {
@@ -251,7 +380,7 @@ func (m *Model) acquire(ctx context.Context) (*worker, error) {
 // runOn runs one request on a worker. A panic anywhere in it (an op's is
 // already recovered inside the op) discards the worker's graphs, which are
 // rebuilt from the immutable plan on next use.
-func (m *Model) runOn(w *worker, bucket, n int, inputs map[string]*tensor.Tensor, want []int) (res map[string]*tensor.Tensor, err error) {
+func (m *Model) runOn(w *worker, bucket int, dims []int, n int, inputs map[string]*tensor.Tensor, want []int) (res map[string]*tensor.Tensor, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			m.log.Error("runtime: panic during a run; discarding the worker's graphs", "panic", r)
@@ -259,13 +388,22 @@ func (m *Model) runOn(w *worker, bucket, n int, inputs map[string]*tensor.Tensor
 			res, err = nil, fmt.Errorf("%w: panic: %v", ErrInternal, r)
 		}
 	}()
-	inst := w.instances[bucket]
+	key := keyOf(bucket, dims)
+	inst := w.instances[key]
 	if inst == nil {
-		if inst, err = m.build(m.buckets[bucket]); err != nil {
+		if inst, err = m.build(m.buckets[bucket], dims); err != nil {
+			if len(m.free) > 0 && !errors.Is(err, ErrInternal) {
+				// The graph builds at the probe sizes, so these sizes are
+				// what does not fit (a reshape, a kernel larger than the
+				// input): the request's fault.
+				return nil, fmt.Errorf("%w: the model cannot run at these input sizes: %w", ErrInvalidInput, err)
+			}
 			return nil, fmt.Errorf("%w: %w", ErrInternal, err)
 		}
 		inst.shapes, inst.dtypes = nil, nil
-		w.instances[bucket] = inst
+		w.keep(key, inst, m.maxVariants)
+	} else {
+		w.touch(key)
 	}
 	inst.bind(m.inputs, inputs, m.batched, n)
 	inst.faults.reset()
@@ -282,7 +420,7 @@ func (m *Model) runOn(w *worker, bucket, n int, inputs map[string]*tensor.Tensor
 	}
 	res = make(map[string]*tensor.Tensor, len(want))
 	for _, i := range want {
-		t, err := inst.output(i, m.rows[i], n)
+		t, err := inst.output(i, m.batchOut[i], n)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInternal, err)
 		}
@@ -292,12 +430,11 @@ func (m *Model) runOn(w *worker, bucket, n int, inputs map[string]*tensor.Tensor
 }
 
 func (m *Model) discard(w *worker) {
-	for i, inst := range w.instances {
-		if inst != nil {
-			inst.r.close()
-			w.instances[i] = nil
-		}
+	for _, inst := range w.instances {
+		inst.r.close()
 	}
+	clear(w.instances)
+	w.lru = w.lru[:0]
 	m.rebuilds.Add(1)
 }
 
@@ -309,17 +446,15 @@ func (m *Model) Close() {
 		for range m.nworkers {
 			w := <-m.workers
 			for _, inst := range w.instances {
-				if inst != nil {
-					inst.r.close()
-				}
+				inst.r.close()
 			}
 		}
 	})
 }
 
 // checkInputs validates a request against the model's inputs and returns
-// its batch size.
-func (m *Model) checkInputs(inputs map[string]*tensor.Tensor) (int, error) {
+// its batch size and the sizes of its free dimensions.
+func (m *Model) checkInputs(inputs map[string]*tensor.Tensor) (int, []int, error) {
 	unknown := ""
 	for name := range inputs {
 		known := slices.ContainsFunc(m.inputs, func(v onnx.ValueInfo) bool { return v.Name == name })
@@ -328,27 +463,34 @@ func (m *Model) checkInputs(inputs map[string]*tensor.Tensor) (int, error) {
 		}
 	}
 	if unknown != "" {
-		return 0, fmt.Errorf("%w: unknown input %q (model inputs: %s)", ErrInvalidInput, unknown, names(m.inputs))
+		return 0, nil, fmt.Errorf("%w: unknown input %q (model inputs: %s)", ErrInvalidInput, unknown, names(m.inputs))
 	}
 	batch, batchFrom := 0, ""
 	for _, info := range m.inputs {
 		t := inputs[info.Name]
 		if t == nil {
-			return 0, fmt.Errorf("%w: missing input %q (model inputs: %s)", ErrInvalidInput, info.Name, names(m.inputs))
+			return 0, nil, fmt.Errorf("%w: missing input %q (model inputs: %s)", ErrInvalidInput, info.Name, names(m.inputs))
 		}
 		if t.DType != info.DType {
-			return 0, fmt.Errorf("%w: input %q: dtype %v, want %v", ErrInvalidInput, info.Name, t.DType, info.DType)
+			return 0, nil, fmt.Errorf("%w: input %q: dtype %v, want %v", ErrInvalidInput, info.Name, t.DType, info.DType)
 		}
 		if err := t.Validate(); err != nil {
-			return 0, fmt.Errorf("%w: input %q: %w", ErrInvalidInput, info.Name, err)
+			return 0, nil, fmt.Errorf("%w: input %q: %w", ErrInvalidInput, info.Name, err)
 		}
 		dynamic := m.batched && len(info.Shape) > 0 && info.Shape[0] < 0
-		if !shapeMatches(info.Shape, t.Shape, dynamic, m.maxBatch) {
+		if !shapeMatches(info.Shape, t.Shape, dynamic, m.maxBatch, m.maxDim) {
 			want := onnx.FormatShape(info.Shape)
+			var bounds []string
 			if dynamic {
-				want += fmt.Sprintf(" with 1 <= N <= %d", m.maxBatch)
+				bounds = append(bounds, fmt.Sprintf("1 <= N <= %d", m.maxBatch))
 			}
-			return 0, fmt.Errorf("%w: input %q: shape %v, want %s", ErrInvalidInput, info.Name, t.Shape, want)
+			if slices.Contains(info.Shape[min(1, len(info.Shape)):], -1) {
+				bounds = append(bounds, fmt.Sprintf("other dynamic dimensions from 1 to %d", m.maxDim))
+			}
+			if len(bounds) > 0 {
+				want += " with " + strings.Join(bounds, " and ")
+			}
+			return 0, nil, fmt.Errorf("%w: input %q: shape %v, want %s", ErrInvalidInput, info.Name, t.Shape, want)
 		}
 		if !dynamic {
 			continue
@@ -356,29 +498,37 @@ func (m *Model) checkInputs(inputs map[string]*tensor.Tensor) (int, error) {
 		if n := int(t.Shape[0]); batchFrom == "" {
 			batch, batchFrom = n, info.Name
 		} else if n != batch {
-			return 0, fmt.Errorf("%w: input %q: batch %d, want %d (the batch of input %q)", ErrInvalidInput, info.Name, n, batch, batchFrom)
+			return 0, nil, fmt.Errorf("%w: input %q: batch %d, want %d (the batch of input %q)", ErrInvalidInput, info.Name, n, batch, batchFrom)
 		}
 	}
 	if batchFrom == "" {
 		batch = 1 // nothing is batched: the single compiled graph runs as is
 	}
-	return batch, nil
+	var dims []int
+	for _, f := range m.free {
+		dims = append(dims, int(inputs[m.inputs[f.input].Name].Shape[f.axis]))
+	}
+	return batch, dims, nil
 }
 
-// shapeMatches compares a request shape with a declared one; a dynamic
-// first dimension takes any batch from 1 to maxBatch.
-func shapeMatches(decl, got []int64, dynamic bool, maxBatch int) bool {
+// shapeMatches compares a request shape with a declared one: a dynamic
+// first dimension takes any batch from 1 to maxBatch, another dynamic
+// dimension any size from 1 to maxDim.
+func shapeMatches(decl, got []int64, dynamic bool, maxBatch, maxDim int) bool {
 	if len(decl) != len(got) {
 		return false
 	}
 	for i, d := range decl {
-		if i == 0 && dynamic {
+		switch {
+		case i == 0 && dynamic:
 			if got[0] < 1 || got[0] > int64(maxBatch) {
 				return false
 			}
-			continue
-		}
-		if got[i] != d {
+		case d < 0:
+			if got[i] < 1 || got[i] > int64(maxDim) {
+				return false
+			}
+		case got[i] != d:
 			return false
 		}
 	}

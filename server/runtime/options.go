@@ -15,6 +15,13 @@ type Options struct {
 	// Workers is how many requests run at once, each on its own compiled
 	// graphs. Default GOMAXPROCS.
 	Workers int
+	// MaxDim bounds every dynamic dimension other than the batch (a
+	// sequence length, an image side). Default 4096.
+	MaxDim int
+	// MaxVariants bounds the graphs each worker keeps compiled: one per
+	// batch bucket and set of sizes of the other dynamic dimensions, the
+	// least recently used dropped first. Default 16.
+	MaxVariants int
 	// Logger receives what callers must not see, such as the stack of a
 	// panic in an op. Default slog.Default().
 	Logger *slog.Logger
@@ -35,11 +42,23 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Workers == 0 {
 		o.Workers = goruntime.GOMAXPROCS(0)
 	}
+	if o.MaxDim == 0 {
+		o.MaxDim = 4096
+	}
+	if o.MaxVariants == 0 {
+		o.MaxVariants = 16
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	if o.MaxBatch < 1 || o.MaxBatch > MaxBatchLimit {
 		return o, fmt.Errorf("options: MaxBatch is %d, want 1 to %d", o.MaxBatch, MaxBatchLimit)
+	}
+	if o.MaxDim < 1 {
+		return o, fmt.Errorf("options: MaxDim is %d, want >= 1", o.MaxDim)
+	}
+	if o.MaxVariants < 1 {
+		return o, fmt.Errorf("options: MaxVariants is %d, want >= 1", o.MaxVariants)
 	}
 	if o.Workers < 1 {
 		return o, fmt.Errorf("options: Workers is %d, want >= 1", o.Workers)

@@ -341,10 +341,11 @@ func TestCompileRefuses(t *testing.T) {
 			want: onnx.ErrInvalidModel, words: []string{`output "y" is declared [N 5] but computes [1 4]`},
 		},
 		{
-			name: "dynamic inner dimension",
-			g: &onnx.Graph{Inputs: []onnx.ValueInfo{{Name: "x", DType: tensor.Float32, Shape: []int64{-1, -1}}}, Outputs: y(-1, -1),
-				Nodes: []onnx.Node{node("Relu", []string{"x"}, nil)}},
-			want: onnx.ErrUnsupported, words: []string{`input "x": dimension 1 is dynamic`},
+			name: "dynamic dimension at no probe size",
+			g: &onnx.Graph{Inputs: []onnx.ValueInfo{{Name: "x", DType: tensor.Float32, Shape: []int64{1, -1}}}, Outputs: y(-1, 9),
+				Initializers: map[string]*tensor.Tensor{"s": {DType: tensor.Int64, Shape: []int64{2}, Data: []int64{-1, 9}}},
+				Nodes:        []onnx.Node{node("Reshape", []string{"x", "s"}, nil)}},
+			want: onnx.ErrInvalidModel, words: []string{"dynamic dimensions at 16"},
 		},
 		{
 			name: "unsupported dtype",
