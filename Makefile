@@ -98,9 +98,17 @@ breaking: tools ## buf breaking (WIRE_JSON) of the working tree against the main
 	$(BUF) breaking $(BUILD)/current.binpb --against $(BUILD)/against.binpb
 
 .PHONY: test
-test: checkgenerate lint breaking ## Install what is needed, check generation and lint, run all Go and Python tests.
-	go test $(GO_TEST_FLAGS) ./...
+test: checkgenerate lint breaking node-tests ## Install what is needed, check generation and lint, run all Go and Python tests.
+	CORVID_REQUIRE_CONFORMANCE=1 go test $(GO_TEST_FLAGS) ./...
 	$(MAKE) pytest
+
+.PHONY: conformance
+conformance: node-tests ## ONNX's backend node tests against testdata/conformance/expected.txt, with per-operator counts.
+	CORVID_REQUIRE_CONFORMANCE=1 go test -run '^TestONNXNodeConformance$$' -count=1 -v ./server/runtime/
+
+.PHONY: conformance-update
+conformance-update: node-tests ## Rewrite the must-pass list in testdata/conformance/expected.txt from a run.
+	CORVID_REQUIRE_CONFORMANCE=1 go test -run '^TestONNXNodeConformance$$' -count=1 -v ./server/runtime/ -args -conformance.update
 
 .PHONY: pytest
 pytest: build $(VENV)/.stamp ## Python tests (reference comparison with ONNX Runtime over gRPC).

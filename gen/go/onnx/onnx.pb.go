@@ -1,7 +1,7 @@
 // The subset of the ONNX model format that Corvid reads.
 //
 // Written for Corvid from the ONNX IR specification; message names and field
-// numbers are ONNX's (onnx/onnx.proto, IR version 10), so a model file written
+// numbers are ONNX's (onnx/onnx.proto, IR version 14, onnx 1.23), so a model file written
 // by any ONNX exporter decodes with these types. Fields Corvid does not use are
 // left out: the decoder keeps them as unknown fields and ignores them.
 // Declared proto3: a proto3 parser accepts both the packed and the unpacked
@@ -120,23 +120,35 @@ func (AttributeProto_AttributeType) EnumDescriptor() ([]byte, []int) {
 type TensorProto_DataType int32
 
 const (
-	TensorProto_UNDEFINED  TensorProto_DataType = 0
-	TensorProto_FLOAT      TensorProto_DataType = 1
-	TensorProto_UINT8      TensorProto_DataType = 2
-	TensorProto_INT8       TensorProto_DataType = 3
-	TensorProto_UINT16     TensorProto_DataType = 4
-	TensorProto_INT16      TensorProto_DataType = 5
-	TensorProto_INT32      TensorProto_DataType = 6
-	TensorProto_INT64      TensorProto_DataType = 7
-	TensorProto_STRING     TensorProto_DataType = 8
-	TensorProto_BOOL       TensorProto_DataType = 9
-	TensorProto_FLOAT16    TensorProto_DataType = 10
-	TensorProto_DOUBLE     TensorProto_DataType = 11
-	TensorProto_UINT32     TensorProto_DataType = 12
-	TensorProto_UINT64     TensorProto_DataType = 13
-	TensorProto_COMPLEX64  TensorProto_DataType = 14
-	TensorProto_COMPLEX128 TensorProto_DataType = 15
-	TensorProto_BFLOAT16   TensorProto_DataType = 16
+	TensorProto_UNDEFINED      TensorProto_DataType = 0
+	TensorProto_FLOAT          TensorProto_DataType = 1
+	TensorProto_UINT8          TensorProto_DataType = 2
+	TensorProto_INT8           TensorProto_DataType = 3
+	TensorProto_UINT16         TensorProto_DataType = 4
+	TensorProto_INT16          TensorProto_DataType = 5
+	TensorProto_INT32          TensorProto_DataType = 6
+	TensorProto_INT64          TensorProto_DataType = 7
+	TensorProto_STRING         TensorProto_DataType = 8
+	TensorProto_BOOL           TensorProto_DataType = 9
+	TensorProto_FLOAT16        TensorProto_DataType = 10
+	TensorProto_DOUBLE         TensorProto_DataType = 11
+	TensorProto_UINT32         TensorProto_DataType = 12
+	TensorProto_UINT64         TensorProto_DataType = 13
+	TensorProto_COMPLEX64      TensorProto_DataType = 14
+	TensorProto_COMPLEX128     TensorProto_DataType = 15
+	TensorProto_BFLOAT16       TensorProto_DataType = 16
+	TensorProto_FLOAT8E4M3FN   TensorProto_DataType = 17
+	TensorProto_FLOAT8E4M3FNUZ TensorProto_DataType = 18
+	TensorProto_FLOAT8E5M2     TensorProto_DataType = 19
+	TensorProto_FLOAT8E5M2FNUZ TensorProto_DataType = 20
+	TensorProto_UINT4          TensorProto_DataType = 21
+	TensorProto_INT4           TensorProto_DataType = 22
+	TensorProto_FLOAT4E2M1     TensorProto_DataType = 23
+	TensorProto_FLOAT8E8M0     TensorProto_DataType = 24
+	TensorProto_UINT2          TensorProto_DataType = 25
+	TensorProto_INT2           TensorProto_DataType = 26
+	TensorProto_FLOAT6E2M3     TensorProto_DataType = 27
+	TensorProto_FLOAT6E3M2     TensorProto_DataType = 28
 )
 
 // Enum value maps for TensorProto_DataType.
@@ -159,25 +171,49 @@ var (
 		14: "COMPLEX64",
 		15: "COMPLEX128",
 		16: "BFLOAT16",
+		17: "FLOAT8E4M3FN",
+		18: "FLOAT8E4M3FNUZ",
+		19: "FLOAT8E5M2",
+		20: "FLOAT8E5M2FNUZ",
+		21: "UINT4",
+		22: "INT4",
+		23: "FLOAT4E2M1",
+		24: "FLOAT8E8M0",
+		25: "UINT2",
+		26: "INT2",
+		27: "FLOAT6E2M3",
+		28: "FLOAT6E3M2",
 	}
 	TensorProto_DataType_value = map[string]int32{
-		"UNDEFINED":  0,
-		"FLOAT":      1,
-		"UINT8":      2,
-		"INT8":       3,
-		"UINT16":     4,
-		"INT16":      5,
-		"INT32":      6,
-		"INT64":      7,
-		"STRING":     8,
-		"BOOL":       9,
-		"FLOAT16":    10,
-		"DOUBLE":     11,
-		"UINT32":     12,
-		"UINT64":     13,
-		"COMPLEX64":  14,
-		"COMPLEX128": 15,
-		"BFLOAT16":   16,
+		"UNDEFINED":      0,
+		"FLOAT":          1,
+		"UINT8":          2,
+		"INT8":           3,
+		"UINT16":         4,
+		"INT16":          5,
+		"INT32":          6,
+		"INT64":          7,
+		"STRING":         8,
+		"BOOL":           9,
+		"FLOAT16":        10,
+		"DOUBLE":         11,
+		"UINT32":         12,
+		"UINT64":         13,
+		"COMPLEX64":      14,
+		"COMPLEX128":     15,
+		"BFLOAT16":       16,
+		"FLOAT8E4M3FN":   17,
+		"FLOAT8E4M3FNUZ": 18,
+		"FLOAT8E5M2":     19,
+		"FLOAT8E5M2FNUZ": 20,
+		"UINT4":          21,
+		"INT4":           22,
+		"FLOAT4E2M1":     23,
+		"FLOAT8E8M0":     24,
+		"UINT2":          25,
+		"INT2":           26,
+		"FLOAT6E2M3":     27,
+		"FLOAT6E3M2":     28,
 	}
 )
 
@@ -1788,7 +1824,7 @@ const file_onnx_onnx_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
 	"\x04type\x18\x02 \x01(\v2\x0f.onnx.TypeProtoR\x04type\x12\x1d\n" +
 	"\n" +
-	"doc_string\x18\x03 \x01(\tR\tdocString\"\xc4\x06\n" +
+	"doc_string\x18\x03 \x01(\tR\tdocString\"\xf8\a\n" +
 	"\vTensorProto\x12\x12\n" +
 	"\x04dims\x18\x01 \x03(\x03R\x04dims\x12\x1b\n" +
 	"\tdata_type\x18\x02 \x01(\x05R\bdataType\x123\n" +
@@ -1814,7 +1850,7 @@ const file_onnx_onnx_proto_rawDesc = "" +
 	"uint64Data\x1a1\n" +
 	"\aSegment\x12\x14\n" +
 	"\x05begin\x18\x01 \x01(\x03R\x05begin\x12\x10\n" +
-	"\x03end\x18\x02 \x01(\x03R\x03end\"\xda\x01\n" +
+	"\x03end\x18\x02 \x01(\x03R\x03end\"\x8e\x03\n" +
 	"\bDataType\x12\r\n" +
 	"\tUNDEFINED\x10\x00\x12\t\n" +
 	"\x05FLOAT\x10\x01\x12\t\n" +
@@ -1839,7 +1875,24 @@ const file_onnx_onnx_proto_rawDesc = "" +
 	"\tCOMPLEX64\x10\x0e\x12\x0e\n" +
 	"\n" +
 	"COMPLEX128\x10\x0f\x12\f\n" +
-	"\bBFLOAT16\x10\x10\")\n" +
+	"\bBFLOAT16\x10\x10\x12\x10\n" +
+	"\fFLOAT8E4M3FN\x10\x11\x12\x12\n" +
+	"\x0eFLOAT8E4M3FNUZ\x10\x12\x12\x0e\n" +
+	"\n" +
+	"FLOAT8E5M2\x10\x13\x12\x12\n" +
+	"\x0eFLOAT8E5M2FNUZ\x10\x14\x12\t\n" +
+	"\x05UINT4\x10\x15\x12\b\n" +
+	"\x04INT4\x10\x16\x12\x0e\n" +
+	"\n" +
+	"FLOAT4E2M1\x10\x17\x12\x0e\n" +
+	"\n" +
+	"FLOAT8E8M0\x10\x18\x12\t\n" +
+	"\x05UINT2\x10\x19\x12\b\n" +
+	"\x04INT2\x10\x1a\x12\x0e\n" +
+	"\n" +
+	"FLOAT6E2M3\x10\x1b\x12\x0e\n" +
+	"\n" +
+	"FLOAT6E3M2\x10\x1c\")\n" +
 	"\fDataLocation\x12\v\n" +
 	"\aDEFAULT\x10\x00\x12\f\n" +
 	"\bEXTERNAL\x10\x01\"\x7f\n" +
