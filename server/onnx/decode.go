@@ -86,8 +86,11 @@ func decodeOpsets(imports []*onnxpb.OperatorSetIdProto) (map[string]int64, error
 			domain = DomainDefault
 		}
 		v := imp.GetVersion()
-		if _, dup := opsets[domain]; dup {
-			return nil, fmt.Errorf("%w: operator set %q is imported twice", ErrInvalidModel, imp.GetDomain())
+		if prev, dup := opsets[domain]; dup {
+			if prev == v {
+				continue // skl2onnx writes the default domain twice; the same version twice is harmless
+			}
+			return nil, fmt.Errorf("%w: operator set %q is imported twice, as versions %d and %d", ErrInvalidModel, imp.GetDomain(), prev, v)
 		}
 		switch domain {
 		case DomainDefault:
@@ -103,8 +106,11 @@ func decodeOpsets(imports []*onnxpb.OperatorSetIdProto) (map[string]int64, error
 		}
 		opsets[domain] = v
 	}
-	if _, ok := opsets[DomainDefault]; !ok {
-		return nil, fmt.Errorf("%w: model does not import the default operator set (domain \"\" or \"ai.onnx\")", ErrInvalidModel)
+	// A model of ai.onnx.ml operators alone (ONNX's own ML node tests are)
+	// need not import the default domain; its nodes are checked against
+	// the imports one by one.
+	if len(opsets) == 0 {
+		return nil, fmt.Errorf("%w: model imports no operator set; want the default operator set (domain \"\" or \"ai.onnx\"), ai.onnx.ml, or both", ErrInvalidModel)
 	}
 	return opsets, nil
 }
@@ -320,6 +326,9 @@ func checkNode(n *Node, np *onnxpb.NodeProto, opsets map[string]int64) error {
 	}
 	schema, ok := schemas[opKey{n.Domain, n.OpType}]
 	if !ok {
+		if advice, refused := refusals[opKey{n.Domain, n.OpType}]; refused {
+			return fmt.Errorf("%w: %s: %s", ErrUnsupported, n.Describe(), advice)
+		}
 		op := n.OpType
 		if n.Domain != DomainDefault {
 			op = n.Domain + "." + op
@@ -367,6 +376,9 @@ func checkNode(n *Node, np *onnxpb.NodeProto, opsets map[string]int64) error {
 	}
 	if n.OpType == "Constant" && n.Domain == DomainDefault {
 		return checkConstant(n)
+	}
+	if schema.check != nil {
+		return schema.check(n)
 	}
 	return nil
 }

@@ -37,7 +37,8 @@ type Graph struct {
 	Nodes []Node
 }
 
-// Opset returns the version of the default operator set.
+// Opset returns the version of the default operator set, 0 when the
+// model imports only ai.onnx.ml.
 func (g *Graph) Opset() int64 { return g.Opsets[DomainDefault] }
 
 // ValueInfo describes a graph input or output.

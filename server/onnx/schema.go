@@ -21,6 +21,10 @@ type opSchema struct {
 	minIn, maxIn   int
 	minOut, maxOut int
 	attrs          map[string]AttrType
+	// check, when set, validates what counts and types cannot express
+	// (an attribute value Corvid refuses, say). It runs once the
+	// attributes are decoded; its error names the node.
+	check func(n *Node) error
 }
 
 type opKey struct{ domain, opType string }
@@ -82,6 +86,18 @@ func registerSchemas(domain string, m map[string]opSchema) {
 			panic("onnx: operator " + domain + "." + op + " registered twice")
 		}
 		schemas[k] = s
+	}
+}
+
+// refusals are operators Corvid recognises but does not run, each with
+// what the user can do instead: Decode gives that advice rather than a bare
+// "not supported". They are not in schemas, so Supported reports false.
+var refusals = map[opKey]string{}
+
+// registerRefusals adds operators Corvid refuses, with the advice for each.
+func registerRefusals(domain string, m map[string]string) {
+	for op, advice := range m {
+		refusals[opKey{domain, op}] = advice
 	}
 }
 

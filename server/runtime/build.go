@@ -40,6 +40,20 @@ type builder struct {
 	node   *onnx.Node                 // the ONNX node being built
 	seq    int                        // ops made so far
 	bytes  int64                      // size of the values made so far
+	// needConst collects the names of values an op needed as constants
+	// but got computed; nil when nobody asks.
+	needConst map[string]bool
+}
+
+// errNeedsConstant refuses input i of the node being built, computed at run
+// time, which the op needs as a constant (it decides an output's shape),
+// and records its name: Compile specialises graphs on the values of graph
+// inputs used this way.
+func (b *builder) errNeedsConstant(i int, format string, args ...any) error {
+	if b.needConst != nil && i < len(b.node.Inputs) {
+		b.needConst[b.node.Inputs[i]] = true
+	}
+	return b.errUnsupported(format, args...)
 }
 
 // errInvalid and errUnsupported blame the node being built.

@@ -149,3 +149,58 @@ func TestDynamicSizeThatDoesNotFit(t *testing.T) {
 		t.Errorf("reshape of 24 elements: %v %v, want [3 8]", got, err)
 	}
 }
+
+// TestValueInputs: a graph input that decides a shape (here Reshape's
+// shape) makes the model build one graph per value, checked on first use.
+func TestValueInputs(t *testing.T) {
+	g := &onnx.Graph{
+		Opsets: map[string]int64{onnx.DomainDefault: 17},
+		Inputs: []onnx.ValueInfo{
+			{Name: "x", DType: tensor.Float32, Shape: []int64{-1, 6}},
+			{Name: "s", DType: tensor.Int64, Shape: []int64{3}},
+		},
+		Outputs: []onnx.ValueInfo{{Name: "y", DType: tensor.Float32}},
+		Nodes:   []onnx.Node{{Name: "r", OpType: "Reshape", Inputs: []string{"x", "s"}, Outputs: []string{"y"}}},
+	}
+	m, err := Compile(g, Options{Workers: 1, MaxVariants: 2})
+	if err != nil {
+		t.Fatalf("Compile: %v", err)
+	}
+	defer m.Close()
+	if !m.valueIn["s"] {
+		t.Fatalf("value inputs %v, want s", m.valueIn)
+	}
+	ctx := context.Background()
+	x := []float32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}
+	for _, tc := range []struct {
+		n     int
+		shape []int64
+	}{{1, []int64{2, 3, 1}}, {2, []int64{3, 2, 2}}, {2, []int64{-1, 4, 1}}, {1, []int64{2, 3, 1}}, {2, []int64{0, 3, 2}}} {
+		got, err := m.Run(ctx, map[string]*tensor.Tensor{
+			"x": {DType: tensor.Float32, Shape: []int64{int64(tc.n), 6}, Data: x[:6*tc.n]},
+			"s": {DType: tensor.Int64, Shape: []int64{3}, Data: tc.shape},
+		}, nil)
+		if err != nil {
+			t.Fatalf("batch %d shape %v: %v", tc.n, tc.shape, err)
+		}
+		y := got["y"]
+		n, _ := tensor.NumElements(y.Shape)
+		if n != 6*tc.n || y.Data.([]float32)[n-1] != float32(6*tc.n-1) {
+			t.Errorf("batch %d shape %v: got %v %v", tc.n, tc.shape, y.Shape, y.Data)
+		}
+	}
+	// A shape the data cannot take is the request's fault.
+	_, err = m.Run(ctx, map[string]*tensor.Tensor{
+		"x": {DType: tensor.Float32, Shape: []int64{1, 6}, Data: x[:6]},
+		"s": {DType: tensor.Int64, Shape: []int64{3}, Data: []int64{5, 1, 1}},
+	}, nil)
+	if !errors.Is(err, ErrInvalidInput) {
+		t.Errorf("reshape 6 elements to [5 1 1]: %v, want ErrInvalidInput", err)
+	}
+	w := <-m.workers
+	kept := len(w.instances)
+	m.workers <- w
+	if kept > 2 {
+		t.Errorf("worker keeps %d graphs, want at most MaxVariants = 2", kept)
+	}
+}

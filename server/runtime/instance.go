@@ -55,7 +55,10 @@ type instance struct {
 // build compiles the plan for one batch size and one set of sizes of the
 // free dimensions. It recovers Gorgonia's panics: a model must fail to
 // load, not crash the server.
-func (m *Model) build(batch int, dims []int) (inst *instance, err error) {
+//
+// values holds the request's tensors for the model's value inputs (see
+// Model.valueIn); they enter the graph as constants.
+func (m *Model) build(batch int, dims []int, values map[string]*tensor.Tensor) (inst *instance, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			inst, err = nil, fmt.Errorf("%w: building the graph for batch %d: panic: %v", ErrInternal, batch, r)
@@ -63,12 +66,17 @@ func (m *Model) build(batch int, dims []int) (inst *instance, err error) {
 	}()
 	inst = &instance{batch: batch, faults: &faults{}}
 	g := G.NewGraph()
-	b := &builder{g: g, opset: m.plan.g.Opset(), faults: inst.faults, consts: make(map[*tensor.Tensor]*G.Node)}
+	b := &builder{g: g, opset: m.plan.g.Opset(), faults: inst.faults, consts: make(map[*tensor.Tensor]*G.Node), needConst: m.needConst}
 	vals := make(map[string]*value, len(m.plan.consts)+len(m.plan.steps))
 	for name, t := range m.plan.consts {
 		vals[name] = constValue(t)
 	}
 	for i, info := range m.inputs {
+		if t, ok := values[info.Name]; ok {
+			vals[info.Name] = constValue(t)
+			inst.inputs = append(inst.inputs, nil) // nothing to bind per run
+			continue
+		}
 		shape := intShape(info.Shape)
 		if m.batched && len(shape) > 0 && shape[0] < 0 {
 			shape[0] = batch
@@ -134,6 +142,9 @@ func (inst *instance) bind(infos []onnx.ValueInfo, inputs map[string]*tensor.Ten
 		rows := 0
 		if batched && len(info.Shape) > 0 && info.Shape[0] < 0 {
 			rows = n
+		}
+		if inst.inputs[i] == nil {
+			continue // a value input, built into the graph
 		}
 		fillInput(denseSlice(inst.inputs[i]), t.Data, rows, inst.batch)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -41,7 +42,11 @@ type Model struct {
 	maxDim      int       // largest size a free dimension may take
 	maxVariants int       // graphs a worker keeps
 	batchOut    []bool    // per output: whether its first axis follows the batch
-	log         *slog.Logger
+	// valueIn marks the inputs whose values are built into each graph (see
+	// specialiseOnValues); empty for most models.
+	valueIn   map[string]bool
+	needConst map[string]bool // while compiling: values ops needed as constants
+	log       *slog.Logger
 
 	workers   chan *worker
 	nworkers  int
@@ -53,16 +58,21 @@ type Model struct {
 // freeDim is a dynamic dimension that is not the batch: axis of input.
 type freeDim struct{ input, axis int }
 
-// variantKey identifies a compiled graph: its batch bucket and the sizes of
-// the free dimensions, in m.free order.
+// variantKey identifies a compiled graph: its batch bucket, the sizes of
+// the free dimensions (in m.free order) and the values of value inputs.
 type variantKey struct {
 	bucket int
 	dims   string
+	values string
 }
 
 func keyOf(bucket int, dims []int) variantKey {
 	return variantKey{bucket: bucket, dims: fmt.Sprint(dims)}
 }
+
+// maxValueElems bounds a value input: it is part of a graph's identity, so
+// it must be small (axes, a shape, K), not data.
+const maxValueElems = 64
 
 // worker owns the graphs it has compiled, most recently used last.
 type worker struct {
@@ -124,6 +134,28 @@ func Compile(g *onnx.Graph, opts Options) (_ *Model, err error) {
 		return nil, err
 	}
 
+	m.needConst = map[string]bool{}
+	first, err := m.compileStatic()
+	if err != nil {
+		vin, ok := m.valueInputsFor(err)
+		if !ok {
+			return nil, err
+		}
+		m.specialiseOnValues(vin)
+		first = newWorker()
+	}
+	m.needConst = nil
+	m.workers <- first
+	for range opts.Workers - 1 {
+		m.workers <- newWorker()
+	}
+	return m, nil
+}
+
+// compileStatic builds the graph at the sizes Compile can choose (every
+// batch bucket, probe sizes for the free dimensions), checks it, and
+// returns the first worker with the graphs worth keeping.
+func (m *Model) compileStatic() (*worker, error) {
 	// Build at a probe size for the free dimensions (none: the real one),
 	// once per bucket, to check the graph and see which axes follow the
 	// batch; then once more at twice the probe to see which follow the
@@ -134,7 +166,7 @@ func Compile(g *onnx.Graph, opts Options) (_ *Model, err error) {
 	}
 	insts := make([]*instance, len(m.buckets))
 	for i, bs := range m.buckets {
-		inst, err := m.build(bs, m.fill(probe))
+		inst, err := m.build(bs, m.fill(probe), nil)
 		if err != nil {
 			if i > 0 {
 				return nil, fmt.Errorf("batch %d: %w%s", bs, err, unbatchedHint)
@@ -145,7 +177,7 @@ func Compile(g *onnx.Graph, opts Options) (_ *Model, err error) {
 	}
 	var double *instance
 	if len(m.free) > 0 {
-		if double, err = m.build(m.buckets[0], m.fill(2*probe)); err != nil {
+		if double, err = m.build(m.buckets[0], m.fill(2*probe), nil); err != nil {
 			return nil, fmt.Errorf("dynamic dimensions at %d: %w", 2*probe, err)
 		}
 	}
@@ -165,11 +197,58 @@ func Compile(g *onnx.Graph, opts Options) (_ *Model, err error) {
 	if double != nil {
 		double.r.close()
 	}
-	m.workers <- first
-	for range opts.Workers - 1 {
-		m.workers <- newWorker()
+	return first, nil
+}
+
+// valueInputsFor decides whether a graph that failed to build only because
+// ops needed some graph inputs as constants (Reshape's shape, the axes of a
+// reduction, TopK's K...) can be served by building a graph per value of
+// those inputs. It returns the inputs to specialise on: those ops needed,
+// and every other small integer input (more of them are usually needed
+// further on, after the first refusal stopped the build).
+func (m *Model) valueInputsFor(err error) (map[string]bool, bool) {
+	if !errors.Is(err, onnx.ErrUnsupported) || len(m.needConst) == 0 {
+		return nil, false
 	}
-	return m, nil
+	isInt := func(v onnx.ValueInfo) bool { return v.DType == tensor.Int64 || v.DType == tensor.Int32 }
+	vin := map[string]bool{}
+	for name := range m.needConst {
+		i := slices.IndexFunc(m.inputs, func(v onnx.ValueInfo) bool { return v.Name == name })
+		if i < 0 || !isInt(m.inputs[i]) {
+			return nil, false // computed inside the graph, or not a shape
+		}
+		vin[name] = true
+	}
+	for _, in := range m.inputs {
+		if n, err := tensor.NumElements(in.Shape); isInt(in) && err == nil && !slices.Contains(in.Shape, -1) && n <= maxValueElems {
+			vin[in.Name] = true
+		}
+	}
+	return vin, true
+}
+
+// specialiseOnValues switches the model to graphs built per request shape
+// and per value of the value inputs. Nothing can be built before a request
+// brings those values, so the graph is checked on first use, and every
+// dynamic dimension, the batch included, is specialised rather than
+// bucketed: padding cannot be proved safe without a graph to analyse.
+func (m *Model) specialiseOnValues(vin map[string]bool) {
+	m.valueIn = vin
+	m.batched, m.maxBatch, m.buckets = false, 1, []int{1}
+	m.free = m.free[:0]
+	for i, in := range m.inputs {
+		if vin[in.Name] {
+			continue
+		}
+		for ax, d := range in.Shape {
+			if d < 0 {
+				m.free = append(m.free, freeDim{input: i, axis: ax})
+			}
+		}
+	}
+	m.outputs = slices.Clone(m.plan.g.Outputs)
+	m.batchOut = make([]bool, len(m.outputs))
+	m.log.Debug("runtime: graphs will be built per value of inputs that decide shapes", "inputs", slices.Sorted(maps.Keys(vin)))
 }
 
 // fill returns the free dimensions' sizes when each is size.
@@ -192,7 +271,7 @@ func (m *Model) findProbe() (int, error) {
 		if p > m.maxDim {
 			break
 		}
-		inst, err := m.build(m.buckets[0], m.fill(p))
+		inst, err := m.build(m.buckets[0], m.fill(p), nil)
 		if err == nil {
 			inst.r.close()
 			return p, nil
@@ -389,10 +468,18 @@ func (m *Model) runOn(w *worker, bucket int, dims []int, n int, inputs map[strin
 		}
 	}()
 	key := keyOf(bucket, dims)
+	var values map[string]*tensor.Tensor
+	if len(m.valueIn) > 0 {
+		values = make(map[string]*tensor.Tensor, len(m.valueIn))
+		for name := range m.valueIn {
+			values[name] = inputs[name]
+		}
+		key.values = valuesKey(values)
+	}
 	inst := w.instances[key]
 	if inst == nil {
-		if inst, err = m.build(m.buckets[bucket], dims); err != nil {
-			if len(m.free) > 0 && !errors.Is(err, ErrInternal) {
+		if inst, err = m.build(m.buckets[bucket], dims, values); err != nil {
+			if (len(m.free) > 0 || len(m.valueIn) > 0) && !errors.Is(err, ErrInternal) {
 				// The graph builds at the probe sizes, so these sizes are
 				// what does not fit (a reshape, a kernel larger than the
 				// input): the request's fault.
@@ -427,6 +514,15 @@ func (m *Model) runOn(w *worker, bucket int, dims []int, n int, inputs map[strin
 		res[m.outputs[i].Name] = t
 	}
 	return res, nil
+}
+
+// valuesKey renders value inputs for a variantKey, in name order.
+func valuesKey(values map[string]*tensor.Tensor) string {
+	var b strings.Builder
+	for _, name := range slices.Sorted(maps.Keys(values)) {
+		fmt.Fprintf(&b, "%s%v=%v;", name, values[name].Shape, values[name].Data)
+	}
+	return b.String()
 }
 
 func (m *Model) discard(w *worker) {
@@ -476,6 +572,9 @@ func (m *Model) checkInputs(inputs map[string]*tensor.Tensor) (int, []int, error
 		}
 		if err := t.Validate(); err != nil {
 			return 0, nil, fmt.Errorf("%w: input %q: %w", ErrInvalidInput, info.Name, err)
+		}
+		if m.valueIn[info.Name] && t.Len() > maxValueElems {
+			return 0, nil, fmt.Errorf("%w: input %q decides shapes and may have at most %d elements, got %d", ErrInvalidInput, info.Name, maxValueElems, t.Len())
 		}
 		dynamic := m.batched && len(info.Shape) > 0 && info.Shape[0] < 0
 		if !shapeMatches(info.Shape, t.Shape, dynamic, m.maxBatch, m.maxDim) {

@@ -180,7 +180,7 @@ func buildCast(b *builder, n *onnx.Node, in []*value) ([]*value, error) {
 func buildReshape(b *builder, n *onnx.Node, in []*value) ([]*value, error) {
 	x, s := in[0], in[1]
 	if s.konst == nil {
-		return nil, b.errUnsupported("the shape (input %q) must be a constant: an initializer or a Constant", n.Inputs[1])
+		return nil, b.errNeedsConstant(1, "the shape (input %q) must be a constant: an initializer or a Constant", n.Inputs[1])
 	}
 	if s.dt != tensor.Int64 || len(s.shape) != 1 {
 		return nil, b.errInvalid("the shape must be a 1-D int64 tensor, got %v%v", s.dt, s.shape)
@@ -372,6 +372,10 @@ func buildMatMul(b *builder, n *onnx.Node, in []*value) ([]*value, error) {
 	k, out, err := matmulPlan(x.shape, y.shape)
 	if err != nil {
 		return nil, b.errInvalid("%v", err)
+	}
+	if slices.Contains(floats, x.dt) {
+		// Stacks of float matrices: one BLAS GEMM per matrix.
+		return one(b.apply(blasMatmulKernel{k}, x.dt, out, x, y))
 	}
 	return one(b.apply(k, x.dt, out, x, y))
 }

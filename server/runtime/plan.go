@@ -108,9 +108,17 @@ func (d batchAxes) any(name string) bool { return slices.Contains(d[name], true)
 // a batch to its bucket is only invisible if no op lets a padding row
 // change a real one. A node that reads a batch-dependent value but makes
 // none reduced over the batch (ArgMax along it, a product contracting it);
-// a Softmax along a batch-dependent axis normalises across items.
+// a Softmax (or LogSoftmax) along a batch-dependent axis normalises across
+// items.
 func (p *plan) checkBatchSafe(deps batchAxes) error {
+	shapeOnly, err := p.checkShapeOpsBatch(deps) // ops_shape.go
+	if err != nil {
+		return err
+	}
 	for _, n := range p.steps {
+		if shapeOnly[n] {
+			continue
+		}
 		in, out := false, false
 		for _, name := range n.Inputs {
 			in = in || (name != "" && deps.any(name))
@@ -121,7 +129,7 @@ func (p *plan) checkBatchSafe(deps batchAxes) error {
 		if in && !out {
 			return fmt.Errorf("%w: %s combines items across the batch dimension%s", onnx.ErrUnsupported, n.Describe(), unbatchedHint)
 		}
-		if n.OpType == "Softmax" && n.Domain == onnx.DomainDefault && softmaxMixes(n, deps[n.Inputs[0]], p.g.Opset()) {
+		if n.Domain == onnx.DomainDefault && normalisesAcrossBatch(n, deps[n.Inputs[0]], p.g.Opset()) {
 			return fmt.Errorf("%w: %s normalises across the batch dimension%s", onnx.ErrUnsupported, n.Describe(), unbatchedHint)
 		}
 	}
@@ -130,6 +138,24 @@ func (p *plan) checkBatchSafe(deps batchAxes) error {
 
 // unbatchedHint tells how to serve a model that cannot be batched.
 const unbatchedHint = " (Options.MaxBatch = 1 serves the model one item at a time)"
+
+// normalisesAcrossBatch reports whether a normalising op's axes include one
+// that follows the batch: its output keeps the batch shape, so the check for
+// reductions does not see it mix items.
+func normalisesAcrossBatch(n *onnx.Node, dep []bool, opset int64) bool {
+	switch n.OpType {
+	case "Softmax", "LogSoftmax":
+		return softmaxMixes(n, dep, opset)
+	case "LayerNormalization": // normalises over axes [axis, rank)
+		r := int64(len(dep))
+		axis := n.Int("axis", -1)
+		if axis < 0 {
+			axis += r
+		}
+		return axis >= 0 && axis < r && slices.Contains(dep[axis:], true)
+	}
+	return false
+}
 
 func softmaxMixes(n *onnx.Node, dep []bool, opset int64) bool {
 	r := int64(len(dep))

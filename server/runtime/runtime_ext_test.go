@@ -275,10 +275,15 @@ func TestCompileRefuses(t *testing.T) {
 		words []string
 	}{
 		{
+			// A shape computed from data, not a graph input: no graph can
+			// be specialised on it.
 			name: "reshape to a computed shape",
 			g: &onnx.Graph{Inputs: []onnx.ValueInfo{x, {Name: "s", DType: tensor.Int64, Shape: []int64{2}}}, Outputs: y(-1, 4),
-				Nodes: []onnx.Node{node("Reshape", []string{"x", "s"}, nil)}},
-			want: onnx.ErrUnsupported, words: []string{`node "n" (Reshape)`, `shape (input "s") must be a constant`},
+				Nodes: []onnx.Node{
+					{Name: "neg", OpType: "Neg", Inputs: []string{"s"}, Outputs: []string{"ns"}},
+					{Name: "n", OpType: "Reshape", Inputs: []string{"x", "ns"}, Outputs: []string{"y"}},
+				}},
+			want: onnx.ErrUnsupported, words: []string{`node "n" (Reshape)`, `shape (input "ns") must be a constant`},
 		},
 		{
 			name: "matmul shapes",

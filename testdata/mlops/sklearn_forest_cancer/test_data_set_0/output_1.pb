@@ -1,0 +1,1 @@
+BprobabilitiesJª½=®Jh?

@@ -1,0 +1,1 @@
+BprobabilitiesJú?*ÛW>È<X>

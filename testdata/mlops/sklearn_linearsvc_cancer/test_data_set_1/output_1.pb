@@ -1,0 +1,1 @@
+BprobabilitiesJŞ’¼?èR¾s€“?eE@FÚÀ
