@@ -3,8 +3,11 @@ reference data (held-out digits and ONNX Runtime on the same model file).
 
 The server binary comes from $CORVID_BIN (`make pytest` sets it). It is started
 once per session with no --models, so it serves its embedded `digits` model.
+`corvid_models_server` serves a model repository folder instead, given as its
+parameter (indirect parametrisation), one server per folder.
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -74,6 +77,23 @@ def _free_loopback_ports(count: int) -> list[int]:
 
 @pytest.fixture(scope="session")
 def corvid_server(tmp_path_factory) -> Server:
+    with _serve(tmp_path_factory) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def corvid_models_server(request, tmp_path_factory) -> Server:
+    """`corvid serve --models <request.param>`, ready once every model in the
+    folder has a loaded version. Use with
+    @pytest.mark.parametrize("corvid_models_server", [folder], indirect=True)."""
+    with _serve(tmp_path_factory, models=request.param) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def _serve(tmp_path_factory, models=None):
+    """Run `corvid serve` (on the embedded model, or on the repository folder
+    `models`) until the block ends, then stop it and check it exits cleanly."""
     binary = os.environ.get("CORVID_BIN")
     if not binary:
         # Fail rather than skip: a silently skipped reference suite would let
@@ -97,6 +117,7 @@ def corvid_server(tmp_path_factory) -> Server:
                 "--grpc-addr", server.grpc_target,
                 "--http-addr", f"127.0.0.1:{http_port}",
                 "--admin-addr", f"127.0.0.1:{admin_port}",
+                *(["--models", str(models)] if models is not None else []),
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -113,18 +134,19 @@ def corvid_server(tmp_path_factory) -> Server:
         process.wait()
         raise
 
-    yield server
-
-    process.send_signal(signal.SIGTERM)
     try:
-        code = process.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        pytest.fail(
-            f"corvid did not exit within {STOP_TIMEOUT_S} s of SIGTERM; "
-            f"output:\n{server_log()}"
-        )
+        yield server
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            code = process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            pytest.fail(
+                f"corvid did not exit within {STOP_TIMEOUT_S} s of SIGTERM; "
+                f"output:\n{server_log()}"
+            )
     assert code == 0, f"corvid exited with {code} after SIGTERM; output:\n{server_log()}"
 
 
