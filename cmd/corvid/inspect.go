@@ -71,7 +71,7 @@ func printSummary(w io.Writer, path string, s *onnx.Summary) {
 		fmt.Fprintf(tw, "%s\t%s  %s\n", label(i, "outputs"), v.Name, v.Type)
 	}
 	fmt.Fprintf(tw, "nodes\t%d\n", s.Nodes)
-	fmt.Fprintf(tw, "parameters\t%d (in %d initializers and Constant nodes)\n", s.Parameters, s.Initializers)
+	fmt.Fprintf(tw, "parameters\t%d (%d initializers, and tensors and float lists in attributes)\n", s.Parameters, s.Initializers)
 	tw.Flush()
 
 	fmt.Fprintln(w, "\noperators")
@@ -95,6 +95,7 @@ func printSummary(w io.Writer, path string, s *onnx.Summary) {
 		fmt.Fprintln(w, "Corvid can serve this model: every operator is supported and the graph is valid.")
 	case len(s.Unsupported()) > 0:
 		fmt.Fprintf(w, "Corvid cannot serve this model: unsupported operators: %s.\n", strings.Join(s.Unsupported(), ", "))
+		fmt.Fprintf(w, "The first refusal when loading: %v\n", s.Err)
 	default:
 		fmt.Fprintf(w, "Corvid cannot serve this model: %v\n", s.Err)
 	}

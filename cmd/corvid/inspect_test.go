@@ -60,7 +60,7 @@ func TestInspect(t *testing.T) {
 	}{
 		{"default model", filepath.Join("..", "..", "models", "digits", "1", "model.onnx"), "",
 			[]string{"skl2onnx", "ai.onnx 16, ai.onnx.ml 1", "input  fp32 [? 64]", "probabilities  fp32 [? 10]",
-				"ai.onnx.ml.ArrayFeatureExtractor  1", "Corvid can serve this model"}},
+				"ai.onnx.ml.ArrayFeatureExtractor  1", "parameters  4821", "Corvid can serve this model"}},
 		{"unsupported operators", modelWith(t, "Relu", "NoSuchOp", "AlsoMissing", "NoSuchOp"), "cannot serve",
 			[]string{"x  fp32 [N 4]", "NoSuchOp     2  unsupported", "unsupported operators: AlsoMissing, NoSuchOp."}},
 		{"pickle", pickle, "pickle", nil},

@@ -23,7 +23,7 @@ type Summary struct {
 	Outputs      []ValueSummary
 	Nodes        int
 	Initializers int
-	Parameters   int64     // elements in initializers and Constant nodes
+	Parameters   int64     // elements in initializers, Constant nodes and weight attributes
 	Ops          []OpCount // sorted by domain, then op type
 	// Err is Decode's verdict on the whole file: nil when Corvid can load
 	// it (the runtime may still refuse an attribute value or shape).
@@ -114,12 +114,13 @@ func Inspect(data []byte) (*Summary, error) {
 			d = DomainDefault
 		}
 		counts[opKey{d, n.GetOpType()}]++
-		if n.GetOpType() == "Constant" && d == DomainDefault {
-			for _, a := range n.GetAttribute() {
-				if a.GetName() == "value" {
-					s.Parameters += elements(a.GetT().GetDims())
-				}
+		// Weights live in tensor attributes (Constant's value) and, for
+		// ai.onnx.ml models, in float lists (coefficients, tree weights).
+		for _, a := range n.GetAttribute() {
+			if a.GetT() != nil {
+				s.Parameters += elements(a.GetT().GetDims())
 			}
+			s.Parameters += int64(len(a.GetFloats()))
 		}
 	}
 	for k, c := range counts {

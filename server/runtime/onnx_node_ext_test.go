@@ -401,7 +401,7 @@ func checkExpectations(t *testing.T, exp *expectations, byName map[string]nodeRe
 }
 
 // conformanceSummary renders per-operator counts, coverage of the listed
-// operators, and two final lines, "N passed, M failed" and "K unsupported",
+// operators, and two final lines, "K unsupported" and "N passed, M failed",
 // that `make conformance` output ends with.
 func conformanceSummary(dir string, results []nodeResult, elapsed time.Duration) string {
 	type counts [3]int // indexed by verdict
@@ -449,7 +449,7 @@ func conformanceSummary(dir string, results []nodeResult, elapsed time.Duration)
 	for _, r := range slowest[:min(5, len(slowest))] {
 		fmt.Fprintf(&b, " %s %v", r.name, r.elapsed.Round(time.Millisecond))
 	}
-	fmt.Fprintf(&b, "\n\n%d passed, %d failed\n%d unsupported\n", total[passed], total[failed], total[unsupported])
+	fmt.Fprintf(&b, "\n\n%d unsupported\n%d passed, %d failed\n", total[unsupported], total[passed], total[failed])
 	return b.String()
 }
 
