@@ -71,53 +71,6 @@ func softmax[T float32 | float64](l axisLayout, out, x []T) {
 	}
 }
 
-// argmaxKernel writes the int64 index of the largest element along the
-// layout's middle dimension; out has outer*inner elements whether or not
-// the reduced axis is kept.
-type argmaxKernel struct {
-	axisLayout
-	last bool // select_last_index: the last of equal maxima, not the first
-	desc string
-}
-
-func (k *argmaxKernel) String() string { return k.desc }
-
-func (k *argmaxKernel) run(out *gt.Dense, ins []*gt.Dense) error {
-	o, x := out.Int64s(), ins[0]
-	switch x.Dtype() {
-	case gt.Float32:
-		argmax(k.axisLayout, k.last, o, x.Float32s())
-	case gt.Float64:
-		argmax(k.axisLayout, k.last, o, x.Float64s())
-	case gt.Int8:
-		argmax(k.axisLayout, k.last, o, x.Int8s())
-	case gt.Uint8:
-		argmax(k.axisLayout, k.last, o, x.Uint8s())
-	case gt.Int32:
-		argmax(k.axisLayout, k.last, o, x.Int32s())
-	case gt.Int64:
-		argmax(k.axisLayout, k.last, o, x.Int64s())
-	default:
-		return fmt.Errorf("dtype %v not supported", x.Dtype())
-	}
-	return nil
-}
-
-func argmax[T number](l axisLayout, last bool, out []int64, x []T) {
-	for o := 0; o < l.outer; o++ {
-		for j := 0; j < l.inner; j++ {
-			base := o*l.n*l.inner + j
-			best, bi := x[base], 0
-			for i := 1; i < l.n; i++ {
-				v := x[base+i*l.inner]
-				if v > best || (last && v == best) {
-					best, bi = v, i
-				}
-			}
-			out[o*l.inner+j] = int64(bi)
-		}
-	}
-}
 
 // copyKernel copies its input unchanged: Reshape and Flatten. It copies
 // rather than returning a view because a view would alias a value another

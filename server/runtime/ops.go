@@ -39,7 +39,6 @@ var builders = map[opKey]buildFunc{
 	{onnx.DomainDefault, "Identity"}:         buildIdentity,
 	{onnx.DomainDefault, "Constant"}:         buildConstant,
 	{onnx.DomainDefault, "Cast"}:             buildCast,
-	{onnx.DomainDefault, "ArgMax"}:           buildArgMax,
 	{onnx.DomainML, "ArrayFeatureExtractor"}: buildArrayFeatureExtractor,
 }
 
@@ -292,32 +291,6 @@ func buildSoftmax(b *builder, n *onnx.Node, in []*value) ([]*value, error) {
 		k.desc = fmt.Sprintf("Softmax(axis=%d, 2-D)", axis)
 	}
 	return one(b.apply(k, x.dt, x.shape, x))
-}
-
-func buildArgMax(b *builder, n *onnx.Node, in []*value) ([]*value, error) {
-	x := in[0]
-	if err := b.checkDType(x, "input", []tensor.DType{tensor.Float32, tensor.Float64, tensor.Int8, tensor.Uint8, tensor.Int32, tensor.Int64}); err != nil {
-		return nil, err
-	}
-	if len(x.shape) == 0 {
-		return nil, b.errInvalid("input is a scalar, want rank >= 1")
-	}
-	axis, err := b.normAxis(n.Int("axis", 0), len(x.shape), false)
-	if err != nil {
-		return nil, err
-	}
-	if x.shape[axis] == 0 {
-		return nil, b.errInvalid("axis %d of shape %v is empty", axis, x.shape)
-	}
-	out := slices.Clone(x.shape)
-	if n.Int("keepdims", 1) != 0 {
-		out[axis] = 1
-	} else {
-		out = slices.Delete(out, axis, axis+1)
-	}
-	last := n.Int("select_last_index", 0) != 0
-	k := &argmaxKernel{axisLayout: layoutAround(x.shape, axis), last: last, desc: fmt.Sprintf("ArgMax(axis=%d)", axis)}
-	return one(b.apply(k, tensor.Int64, out, x))
 }
 
 // buildArrayFeatureExtractor follows ONNX Runtime: the indices (flattened)

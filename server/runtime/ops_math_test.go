@@ -449,7 +449,7 @@ func TestMathKernelsDoNotAllocate(t *testing.T) {
 		{"logsoftmax", &logSoftmaxKernel{axisLayout: layoutAround([]int{8, 16}, 1)}, dense(gt.Float32, 8, 16), []*gt.Dense{x}},
 		{"reduce", &reduceKernel{op: redMean, p: newReducePlan([]int{8, 16}, []bool{true, false})}, dense(gt.Float32, 16), []*gt.Dense{x}},
 		{"reduce max", &reduceKernel{op: redMax, p: newReducePlan([]int{8, 16}, []bool{false, true})}, dense(gt.Float32, 8), []*gt.Dense{x}},
-		{"argmin", &argminKernel{axisLayout: layoutAround([]int{8, 16}, 1)}, dense(gt.Int64, 8), []*gt.Dense{x}},
+		{"argmin", &argKernel{axisLayout: layoutAround([]int{8, 16}, 1), min: true}, dense(gt.Int64, 8), []*gt.Dense{x}},
 		{"topk", &topkKernel{axisLayout: layoutAround([]int{8, 16}, 1), k: 3, heap: make([]int, 3)}, dense(gt.Int64, 8, 3), []*gt.Dense{x}},
 		{"compare", &compareKernel{op: cmpLess, p: b2}, dense(gt.Bool, 8, 16), []*gt.Dense{x, y}},
 		{"where", &whereKernel{p: newNaryBcast([]int{8, 16}, []int{8, 1}, []int{8, 16}, []int{16})}, dense(gt.Float32, 8, 16), []*gt.Dense{c, x, y}},

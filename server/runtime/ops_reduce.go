@@ -23,7 +23,8 @@ func init() {
 		"ReduceL2":   buildReduce(redL2, 18),
 		"ReduceMax":  buildReduce(redMax, 18),
 		"ReduceMin":  buildReduce(redMin, 18),
-		"ArgMin":     buildArgMin,
+		"ArgMin":     buildArgExtreme(true),
+		"ArgMax":     buildArgExtreme(false),
 		"TopK":       buildTopK,
 	})
 }
@@ -393,75 +394,90 @@ func reduceBool(op reduceOp, p *reducePlan, out, x []bool) {
 
 // ---- ArgMin ----------------------------------------------------------------
 
-// buildArgMin mirrors buildArgMax.
-func buildArgMin(b *builder, n *onnx.Node, in []*value) ([]*value, error) {
-	x := in[0]
-	if err := b.checkDType(x, "input", anyNumber); err != nil {
-		return nil, err
+// buildArgExtreme builds ArgMax, or ArgMin when smallest: the int64 index of
+// the largest (smallest) element along an axis.
+func buildArgExtreme(smallest bool) buildFunc {
+	op := "ArgMax"
+	if smallest {
+		op = "ArgMin"
 	}
-	if err := b.checkAttrOpsets("select_last_index", 12, 0); err != nil {
-		return nil, err
+	return func(b *builder, n *onnx.Node, in []*value) ([]*value, error) {
+		x := in[0]
+		if err := b.checkDType(x, "input", anyNumber); err != nil {
+			return nil, err
+		}
+		if err := b.checkAttrOpsets("select_last_index", 12, 0); err != nil {
+			return nil, err
+		}
+		if len(x.shape) == 0 {
+			return nil, b.errInvalid("input is a scalar, want rank >= 1")
+		}
+		axis, err := b.normAxis(n.Int("axis", 0), len(x.shape), false)
+		if err != nil {
+			return nil, err
+		}
+		if x.shape[axis] == 0 {
+			return nil, b.errInvalid("axis %d of shape %v is empty", axis, x.shape)
+		}
+		out := slices.Clone(x.shape)
+		if n.Int("keepdims", 1) != 0 {
+			out[axis] = 1
+		} else {
+			out = slices.Delete(out, axis, axis+1)
+		}
+		last := n.Int("select_last_index", 0) != 0
+		k := &argKernel{axisLayout: layoutAround(x.shape, axis), min: smallest, last: last,
+			desc: fmt.Sprintf("%s(axis=%d, last=%t)", op, axis, last)}
+		return one(b.apply(k, tensor.Int64, out, x))
 	}
-	if len(x.shape) == 0 {
-		return nil, b.errInvalid("input is a scalar, want rank >= 1")
-	}
-	axis, err := b.normAxis(n.Int("axis", 0), len(x.shape), false)
-	if err != nil {
-		return nil, err
-	}
-	if x.shape[axis] == 0 {
-		return nil, b.errInvalid("axis %d of shape %v is empty", axis, x.shape)
-	}
-	out := slices.Clone(x.shape)
-	if n.Int("keepdims", 1) != 0 {
-		out[axis] = 1
-	} else {
-		out = slices.Delete(out, axis, axis+1)
-	}
-	last := n.Int("select_last_index", 0) != 0
-	k := &argminKernel{axisLayout: layoutAround(x.shape, axis), last: last, desc: fmt.Sprintf("ArgMin(axis=%d, last=%t)", axis, last)}
-	return one(b.apply(k, tensor.Int64, out, x))
 }
 
-// argminKernel writes the int64 index of the smallest element along the
-// layout's middle dimension.
-type argminKernel struct {
+// argKernel writes the int64 index of the largest (min: smallest) element
+// along the layout's middle dimension; out has outer*inner elements whether
+// or not the reduced axis is kept.
+type argKernel struct {
 	axisLayout
-	last bool // select_last_index: the last of equal minima, not the first
+	min  bool
+	last bool // select_last_index: the last of equal extremes, not the first
 	desc string
 }
 
-func (k *argminKernel) String() string { return k.desc }
+func (k *argKernel) String() string { return k.desc }
 
-func (k *argminKernel) run(out *gt.Dense, ins []*gt.Dense) error {
+func (k *argKernel) run(out *gt.Dense, ins []*gt.Dense) error {
 	o, x := out.Int64s(), ins[0]
 	switch x.Dtype() {
 	case gt.Float32:
-		argmin(k.axisLayout, k.last, o, x.Float32s())
+		argExtreme(k, o, x.Float32s())
 	case gt.Float64:
-		argmin(k.axisLayout, k.last, o, x.Float64s())
+		argExtreme(k, o, x.Float64s())
 	case gt.Int8:
-		argmin(k.axisLayout, k.last, o, x.Int8s())
+		argExtreme(k, o, x.Int8s())
 	case gt.Uint8:
-		argmin(k.axisLayout, k.last, o, x.Uint8s())
+		argExtreme(k, o, x.Uint8s())
 	case gt.Int32:
-		argmin(k.axisLayout, k.last, o, x.Int32s())
+		argExtreme(k, o, x.Int32s())
 	case gt.Int64:
-		argmin(k.axisLayout, k.last, o, x.Int64s())
+		argExtreme(k, o, x.Int64s())
 	default:
 		return fmt.Errorf("dtype %v not supported", x.Dtype())
 	}
 	return nil
 }
 
-func argmin[T number](l axisLayout, last bool, out []int64, x []T) {
+func argExtreme[T number](k *argKernel, out []int64, x []T) {
+	l := k.axisLayout
 	for o := 0; o < l.outer; o++ {
 		for j := 0; j < l.inner; j++ {
 			base := o*l.n*l.inner + j
 			best, bi := x[base], 0
 			for i := 1; i < l.n; i++ {
 				v := x[base+i*l.inner]
-				if v < best || (last && v == best) {
+				better := v > best
+				if k.min {
+					better = v < best
+				}
+				if better || (k.last && v == best) {
 					best, bi = v, i
 				}
 			}
