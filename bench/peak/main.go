@@ -1,0 +1,190 @@
+// Command peak measures the SIMD arithmetic peaks of the machine it runs on,
+// so that every benchmark can quote its share of peak (shared/PERF.md):
+//
+//	go run ./bench/peak [-cores 1,2] [-duration 1s] [-call 2ms] [-families vnni_zmm,fma_zmm]
+//
+// For each instruction family the CPU supports (golang.org/x/sys/cpu) it runs
+// a register-only assembly loop of independent accumulator chains — VPDPBUSD
+// zmm and EVEX ymm (AVX512_VNNI), VPMADDUBSW+VPMADDWD+VPADDD ymm (AVX2),
+// VFMADD231PS zmm and ymm (FMA) — on one goroutine per core, each locked to
+// its OS thread, timing a fixed iteration count repeatedly for the duration
+// and keeping the best round. It reports GOPS (int8: 2 ops per
+// multiply-accumulate) or GFLOPS (2 per FMA lane) per core and in total, and
+// the clock this implies given the ops per cycle each instruction sustains on
+// this core (known for AMD Zen 4 and Intel Sapphire/Emerald Rapids, else
+// rounded from the measured issue rate), next to the clock measured by a
+// chain of dependent adds (one add per cycle on every x86 core).
+//
+// Besides the table it prints one line per family and core count for scripts:
+//
+//	peak vnni_zmm 1core 458.2 GOPS
+//	peak clock 1core 3.61 GHz
+//
+// where the value is the total over that many cores. Families the CPU lacks
+// print "not available" in the table and no peak line; outside amd64 (or
+// with the purego build tag) every family is not available.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+func main() {
+	cores := flag.String("cores", defaultCores(), "comma-separated core counts to measure on")
+	dur := flag.Duration("duration", time.Second, "measuring time per family and core count")
+	call := flag.Duration("call", defaultCall, "length of one timed call; the best of the calls made within -duration counts")
+	only := flag.String("families", "", "comma-separated families to measure (default all: "+familyNames()+")")
+	flag.Parse()
+
+	counts, err := parseCores(*cores)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "peak:", err)
+		os.Exit(2)
+	}
+	fams, err := selectFamilies(*only)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "peak:", err)
+		os.Exit(2)
+	}
+	if *dur <= 0 {
+		fmt.Fprintln(os.Stderr, "peak: -duration must be positive")
+		os.Exit(2)
+	}
+	if n := slices.Max(counts); n > runtime.GOMAXPROCS(0) {
+		runtime.GOMAXPROCS(n)
+	}
+	run(os.Stdout, fams, counts, *dur, *call)
+}
+
+func run(w io.Writer, fams []family, counts []int, dur, call time.Duration) {
+	fmt.Fprintf(w, "peak: %s/%s, %d CPUs, GOMAXPROCS %d, %s\n",
+		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
+	fs := features()
+	vendor, cpuFamily, model, brand := cpuInfo()
+	known := findMicroarch(vendor, cpuFamily, model, slices.Contains(fs, "AVX512F"))
+	if vendor != "" {
+		name := "unknown core: peak ops/cycle rounded from the measured issue rate"
+		if known != nil {
+			name = known.name
+		}
+		fmt.Fprintf(w, "cpu: %s family 0x%x model 0x%x %q (%s)\n", vendor, cpuFamily, model, brand, name)
+	}
+	if len(fs) == 0 {
+		fs = []string{"none detected"}
+	}
+	fmt.Fprintf(w, "features: %s\n", strings.Join(fs, " "))
+	if n := slices.Max(counts); n > runtime.NumCPU() {
+		fmt.Fprintf(w, "warning: %d cores asked for, %d CPUs: threads share cores\n", n, runtime.NumCPU())
+	}
+
+	var lines []string
+	clock := 0.0
+	if add, ok := clockLoop(); ok {
+		clock = measureClock(add, dur, call)
+		fmt.Fprintf(w, "clock: %.2f GHz (1 core, dependent ADDQ chain)\n", clock/1e9)
+		lines = append(lines, fmt.Sprintf("peak clock 1core %.2f GHz", clock/1e9))
+	} else {
+		fmt.Fprintln(w, "clock: not available")
+	}
+	fmt.Fprintln(w)
+
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "family\tinstruction\tcores\tper core\ttotal\tinstr/cycle\tpeak ops/cycle\timplied clock\tof peak\t")
+	for _, f := range fams {
+		loop, ok := loopFor(f.name)
+		if !ok {
+			// Fill every column so the column blocks stay aligned; the
+			// unterminated last cell does not widen any column.
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\tnot available (needs %s)\n", f.name, f.instr, f.needs)
+			continue
+		}
+		issue := 0.0 // instructions per cycle per core at peak
+		if known != nil {
+			issue = known.issue[f.name]
+		}
+		for _, n := range counts {
+			m := measure(f, loop, n, dur, call)
+			measured, peakOps, implied, share := "-", "-", "-", "-"
+			if clock > 0 {
+				r := m.perCore / (clock * f.opsPerInstr)
+				measured = fmt.Sprintf("%.2f", r)
+				if issue == 0 {
+					issue = roundIssue(r) // from the first core count measured
+				}
+			}
+			if issue > 0 {
+				ops := issue * f.opsPerInstr
+				peakOps = fmt.Sprintf("%.0f", ops)
+				implied = fmt.Sprintf("%.2f GHz", m.perCore/ops/1e9)
+				if clock > 0 {
+					share = fmt.Sprintf("%.0f%%", 100*m.perCore/(ops*clock))
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f %s\t%.1f %s\t%s\t%s\t%s\t%s\t\n",
+				f.name, f.instr, n, m.perCore/1e9, f.unit, m.total/1e9, f.unit,
+				measured, peakOps, implied, share)
+			lines = append(lines, fmt.Sprintf("peak %s %dcore %.1f %s", f.name, n, m.total/1e9, f.unit))
+		}
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\ninstr/cycle: per core, against the add-chain clock (AVX2: 3-instruction sequences);")
+	fmt.Fprintln(w, "of peak: per-core rate / (peak ops/cycle x add-chain clock).")
+	fmt.Fprintln(w)
+	for _, l := range lines {
+		fmt.Fprintln(w, l)
+	}
+}
+
+func defaultCores() string {
+	if n := runtime.NumCPU(); n > 1 {
+		return "1," + strconv.Itoa(n)
+	}
+	return "1"
+}
+
+func parseCores(s string) ([]int, error) {
+	var counts []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-cores: %q is not a positive core count", f)
+		}
+		if !slices.Contains(counts, n) {
+			counts = append(counts, n)
+		}
+	}
+	return counts, nil
+}
+
+func familyNames() string {
+	names := make([]string, len(families))
+	for i, f := range families {
+		names[i] = f.name
+	}
+	return strings.Join(names, ",")
+}
+
+func selectFamilies(s string) ([]family, error) {
+	if strings.TrimSpace(s) == "" {
+		return families, nil
+	}
+	var out []family
+	for _, name := range strings.Split(s, ",") {
+		name = strings.TrimSpace(name)
+		i := slices.IndexFunc(families, func(f family) bool { return f.name == name })
+		if i < 0 {
+			return nil, fmt.Errorf("-families: unknown family %q (known: %s)", name, familyNames())
+		}
+		out = append(out, families[i])
+	}
+	return out, nil
+}
