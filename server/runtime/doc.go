@@ -7,10 +7,14 @@
 // padding a batch up to its bucket and slicing results back, and the ops
 // Gorgonia lacks, written as custom gorgonia.Ops.
 //
-// Gorgonia keeps values on graph nodes, so a graph and its TapeMachine
-// belong to one worker and serve one request at a time. Gorgonia runs ops
-// on a goroutine of its own, where a panic would kill the process: every
-// op recovers inside Do, and a worker whose graph panicked rebuilds it.
+// Gorgonia keeps values on graph nodes, so a graph and its runner belong to
+// one worker and serve one request at a time. The runner (lean.go) walks the
+// compiled graph in topological order on the caller's goroutine, calling each
+// op into buffers allocated once per graph: no goroutine, no Reset, no
+// allocation per run. Gorgonia's TapeMachine remains selectable with
+// CORVID_RUNNER=tape, for comparison. Every op recovers its own panics inside
+// Do (the TapeMachine runs ops on a goroutine of its own, where a panic
+// would kill the process), and a worker whose graph panicked rebuilds it.
 //
 // The package knows nothing of gRPC, files or model versions; errors are
 // its own sentinels (ErrInvalidInput, ErrInternal, ErrClosed) or the onnx

@@ -10,9 +10,10 @@ import (
 	"github.com/corvidml/corvid/server/tensor"
 )
 
-// runner executes a compiled graph whose inputs are bound. It is an
-// interface so that the TapeMachine can give way to a leaner executor that
-// walks the same graph (see DESIGN.md, Executor).
+// runner executes a compiled graph whose inputs are bound: leanRunner (the
+// default, lean.go) or Gorgonia's TapeMachine, picked by RunnerEnv (see
+// DESIGN.md, Executor). Either leaves each op's result bound to its node,
+// where instance.output reads it.
 type runner interface {
 	run() error
 	close()
@@ -121,12 +122,8 @@ func (m *Model) build(batch int, dims []int, values map[string]*tensor.Tensor) (
 		inst.shapes[name], inst.dtypes[name] = v.shape, v.dt
 	}
 
-	inst.r = noopRunner{}
-	for _, n := range g.AllNodes() {
-		if n.Op() != nil {
-			inst.r = &tapeRunner{vm: G.NewTapeMachine(g)}
-			break
-		}
+	if inst.r, err = newRunner(g, inst.faults); err != nil {
+		return nil, fmt.Errorf("%w: batch %d: %w", ErrInternal, batch, err)
 	}
 	return inst, nil
 }
@@ -146,28 +143,30 @@ func (inst *instance) bind(infos []onnx.ValueInfo, inputs map[string]*tensor.Ten
 		if inst.inputs[i] == nil {
 			continue // a value input, built into the graph
 		}
-		fillInput(denseSlice(inst.inputs[i]), t.Data, rows, inst.batch)
+		fillInput(inst.inputs[i], t.Data, rows, inst.batch)
 	}
 }
 
 // fillInput copies src into dst; when rows > 0, src holds rows rows of a
-// dst holding bucket rows, and the rest of dst repeats src's first row.
-func fillInput(dst, src any, rows, bucket int) {
-	switch d := dst.(type) {
-	case []float32:
-		fillRows(d, src.([]float32), rows, bucket)
-	case []float64:
-		fillRows(d, src.([]float64), rows, bucket)
-	case []int8:
-		fillRows(d, src.([]int8), rows, bucket)
-	case []uint8:
-		fillRows(d, src.([]uint8), rows, bucket)
-	case []int32:
-		fillRows(d, src.([]int32), rows, bucket)
-	case []int64:
-		fillRows(d, src.([]int64), rows, bucket)
-	case []bool:
-		fillRows(d, src.([]bool), rows, bucket)
+// dst holding bucket rows, and the rest of dst repeats src's first row. It
+// switches on dst's dtype rather than taking denseSlice(dst): boxing a
+// slice in an interface allocates, on every request.
+func fillInput(dst *gt.Dense, src any, rows, bucket int) {
+	switch dst.Dtype() {
+	case gt.Float32:
+		fillRows(dst.Float32s(), src.([]float32), rows, bucket)
+	case gt.Float64:
+		fillRows(dst.Float64s(), src.([]float64), rows, bucket)
+	case gt.Int8:
+		fillRows(dst.Int8s(), src.([]int8), rows, bucket)
+	case gt.Uint8:
+		fillRows(dst.Uint8s(), src.([]uint8), rows, bucket)
+	case gt.Int32:
+		fillRows(dst.Int32s(), src.([]int32), rows, bucket)
+	case gt.Int64:
+		fillRows(dst.Int64s(), src.([]int64), rows, bucket)
+	case gt.Bool:
+		fillRows(dst.Bools(), src.([]bool), rows, bucket)
 	}
 }
 
@@ -186,28 +185,103 @@ func fillRows[T any](dst, src []T, rows, bucket int) {
 // rows of the request's n items when the output follows the batch.
 func (inst *instance) output(i int, followsBatch bool, n int) (*tensor.Tensor, error) {
 	v := inst.outputs[i]
-	var src any
-	if v.konst != nil {
-		src = v.konst.Data
-	} else {
-		d, err := asDense(v.node.Value())
-		if err != nil {
+	var d *gt.Dense
+	if v.konst == nil {
+		var err error
+		if d, err = asDense(v.node.Value()); err != nil {
 			return nil, fmt.Errorf("output %d: %w", i, err)
 		}
-		src = denseSlice(d)
 	}
-	shape := int64Shape(v.shape)
+	rows := -1
 	if followsBatch {
-		shape[0] = int64(v.shape[0] / inst.batch * n)
+		rows = v.shape[0] / inst.batch * n
 	}
-	t, err := tensor.New(v.dt, shape)
+	t, err := newOutput(v.dt, v.shape, rows)
 	if err != nil {
 		return nil, err
 	}
-	if !copyPrefix(t.Data, src) {
-		return nil, fmt.Errorf("output %d: computed %T, want %v", i, src, v.dt)
+	if v.konst != nil {
+		if !copyPrefix(t.Data, v.konst.Data) {
+			return nil, fmt.Errorf("output %d: constant %T, want %v", i, v.konst.Data, v.dt)
+		}
+	} else if !copyFromDense(t.Data, d) {
+		return nil, fmt.Errorf("output %d: computed %v, want %v", i, d.Dtype(), v.dt)
 	}
 	return t, nil
+}
+
+// outputTensor holds a returned tensor and its shape, so that both take one
+// allocation for ranks up to 8.
+type outputTensor struct {
+	t     tensor.Tensor
+	shape [8]int64
+}
+
+// newOutput allocates a zeroed tensor of dt and shape, with rows rows when
+// rows >= 0. It is tensor.New in fewer allocations (it runs per output of
+// every request); shapes were checked when the graph was built.
+func newOutput(dt tensor.DType, shape []int, rows int) (*tensor.Tensor, error) {
+	o := new(outputTensor)
+	t := &o.t
+	t.DType = dt
+	switch {
+	case len(shape) == 0:
+		// nil, as tensor.New makes it
+	case len(shape) <= len(o.shape):
+		t.Shape = o.shape[:len(shape):len(shape)]
+	default:
+		t.Shape = make([]int64, len(shape))
+	}
+	n := 1
+	for i, d := range shape {
+		if i == 0 && rows >= 0 {
+			d = rows
+		}
+		t.Shape[i] = int64(d)
+		n *= d
+	}
+	switch dt {
+	case tensor.Float32:
+		t.Data = make([]float32, n)
+	case tensor.Float64:
+		t.Data = make([]float64, n)
+	case tensor.Int8:
+		t.Data = make([]int8, n)
+	case tensor.Uint8:
+		t.Data = make([]uint8, n)
+	case tensor.Int32:
+		t.Data = make([]int32, n)
+	case tensor.Int64:
+		t.Data = make([]int64, n)
+	case tensor.Bool:
+		t.Data = make([]bool, n)
+	default:
+		return nil, fmt.Errorf("unsupported dtype %v", dt)
+	}
+	return t, nil
+}
+
+// copyFromDense fills dst from the start of d's data, which has at least as
+// many elements; it reports false when their types differ. Like fillInput
+// it reads d's data without boxing it in an interface.
+func copyFromDense(dst any, d *gt.Dense) bool {
+	switch x := dst.(type) {
+	case []float32:
+		return d.Dtype() == gt.Float32 && copy(x, d.Float32s()) == len(x)
+	case []float64:
+		return d.Dtype() == gt.Float64 && copy(x, d.Float64s()) == len(x)
+	case []int8:
+		return d.Dtype() == gt.Int8 && copy(x, d.Int8s()) == len(x)
+	case []uint8:
+		return d.Dtype() == gt.Uint8 && copy(x, d.Uint8s()) == len(x)
+	case []int32:
+		return d.Dtype() == gt.Int32 && copy(x, d.Int32s()) == len(x)
+	case []int64:
+		return d.Dtype() == gt.Int64 && copy(x, d.Int64s()) == len(x)
+	case []bool:
+		return d.Dtype() == gt.Bool && copy(x, d.Bools()) == len(x)
+	}
+	return false
 }
 
 // copyPrefix fills dst from the start of src, which has at least as many

@@ -71,7 +71,6 @@ func softmax[T float32 | float64](l axisLayout, out, x []T) {
 	}
 }
 
-
 // copyKernel copies its input unchanged: Reshape and Flatten. It copies
 // rather than returning a view because a view would alias a value another
 // op may still read, or a weight shared between workers.

@@ -67,6 +67,9 @@ type variantKey struct {
 }
 
 func keyOf(bucket int, dims []int) variantKey {
+	if len(dims) == 0 {
+		return variantKey{bucket: bucket} // most models: no formatting per request
+	}
 	return variantKey{bucket: bucket, dims: fmt.Sprint(dims)}
 }
 
