@@ -1,0 +1,132 @@
+package kernels
+
+import "fmt"
+
+// DequantizeBiasReLU turns the int32 result of GemmU8S8 into float32: for
+// i < m and j < n,
+//
+//	v = float32(c[i*ldc+j]) * (aScale * bScales[j]) + bias[j]
+//	out[i*n+j] = relu ? max(v, 0) : v
+//
+// with each float32 operation rounded separately (no fused multiply-add), so
+// every tier gives the same bits. bScales holds one scale per column, or a
+// single per-tensor scale; bias may be nil (no bias) or hold n values. out is
+// m x n, row stride n. ReLU keeps NaN and -0 as they are. It returns an
+// error wrapping ErrShape if a slice is too short for the shape.
+func DequantizeBiasReLU(c []int32, m, n int, ldc int, aScale float32, bScales []float32, bias []float32, relu bool, out []float32) error {
+	switch {
+	case m < 0 || n < 0:
+		return fmt.Errorf("%w: DequantizeBiasReLU m=%d n=%d: want both >= 0", ErrShape, m, n)
+	case ldc < n:
+		return fmt.Errorf("%w: DequantizeBiasReLU ldc=%d: want >= n=%d", ErrShape, ldc, n)
+	case m == 0 || n == 0:
+		return nil
+	case len(c) < (m-1)*ldc+n:
+		return fmt.Errorf("%w: DequantizeBiasReLU len(c)=%d: want >= (m-1)*ldc+n = %d", ErrShape, len(c), (m-1)*ldc+n)
+	case len(bScales) != n && len(bScales) != 1:
+		return fmt.Errorf("%w: DequantizeBiasReLU len(bScales)=%d: want n=%d or 1", ErrShape, len(bScales), n)
+	case bias != nil && len(bias) < n:
+		return fmt.Errorf("%w: DequantizeBiasReLU len(bias)=%d: want >= n=%d or nil", ErrShape, len(bias), n)
+	case len(out) < m*n:
+		return fmt.Errorf("%w: DequantizeBiasReLU len(out)=%d: want >= m*n = %d", ErrShape, len(out), m*n)
+	}
+	s := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(s)
+	s.scales = grow(s.scales, n)
+	for j := range n {
+		s.scales[j] = aScale * bScales[min(j, len(bScales)-1)]
+	}
+	if bias == nil {
+		s.bias32 = grow(s.bias32, n)
+		clear(s.bias32)
+		bias = s.bias32
+	}
+	for i := range m {
+		dequantizeRow(active, out[i*n:][:n], c[i*ldc:][:n], s.scales, bias[:n], relu)
+	}
+	return nil
+}
+
+// dequantizeRowGeneric is the reference for one row of DequantizeBiasReLU:
+// out[j] = float32(c[j])*scales[j] + bias[j], then max(·, 0) if relu, each
+// operation rounded to float32.
+func dequantizeRowGeneric(out []float32, c []int32, scales, bias []float32, relu bool) {
+	for j, v := range c {
+		x := float32(float32(v)*scales[j]) + bias[j]
+		if relu && x < 0 {
+			x = 0
+		}
+		out[j] = x
+	}
+}
+
+// epilogueBytes bounds the int32 rows GemmU8S8Dequant computes before
+// dequantizing them, so that they are still in L2 when read back.
+const epilogueBytes = 1 << 20
+
+// GemmU8S8Dequant is GemmU8S8 followed by DequantizeBiasReLU, fused so that
+// the int32 products stay in cache: for i < m and j < N,
+//
+//	v = float32(C[i][j]) * (aScale * bScales[j]) + bias[j]
+//	out[i*ldo+j] = relu ? max(v, 0) : v
+//
+// with C[i][j] = Σ_k (A[i][k] - aZero) * B[k][j] as GemmU8S8 computes it and
+// the float operations as DequantizeBiasReLU does them: the same bits as
+// calling the two, without an m x N int32 buffer. bScales holds N per-column
+// scales or one per-tensor scale; bias may be nil. It returns an error
+// wrapping ErrShape, and writes nothing, if a slice or stride does not fit.
+func GemmU8S8Dequant(m int, a []uint8, lda int, aZero uint8, aScale float32, pb *PackedB, bScales, bias []float32, relu bool, out []float32, ldo int) error {
+	if pb == nil {
+		return fmt.Errorf("%w: GemmU8S8Dequant: nil PackedB", ErrShape)
+	}
+	n, k := pb.n, pb.k
+	switch {
+	case m < 0:
+		return fmt.Errorf("%w: GemmU8S8Dequant m=%d: want >= 0", ErrShape, m)
+	case lda < k:
+		return fmt.Errorf("%w: GemmU8S8Dequant lda=%d: want >= k=%d", ErrShape, lda, k)
+	case ldo < n:
+		return fmt.Errorf("%w: GemmU8S8Dequant ldo=%d: want >= n=%d", ErrShape, ldo, n)
+	case len(bScales) != n && len(bScales) != 1:
+		return fmt.Errorf("%w: GemmU8S8Dequant len(bScales)=%d: want n=%d or 1", ErrShape, len(bScales), n)
+	case bias != nil && len(bias) < n:
+		return fmt.Errorf("%w: GemmU8S8Dequant len(bias)=%d: want >= n=%d or nil", ErrShape, len(bias), n)
+	case m == 0 || n == 0:
+		return nil
+	case len(a) < (m-1)*lda+k:
+		return fmt.Errorf("%w: GemmU8S8Dequant len(a)=%d: want >= (m-1)*lda+k = %d", ErrShape, len(a), (m-1)*lda+k)
+	case len(out) < (m-1)*ldo+n:
+		return fmt.Errorf("%w: GemmU8S8Dequant len(out)=%d: want >= (m-1)*ldo+n = %d", ErrShape, len(out), (m-1)*ldo+n)
+	}
+	s := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(s)
+	rows := min(m, max(epilogueMinRows, epilogueBytes/(4*n)))
+	s.epi = grow(s.epi, rows*n)
+	s.scales = grow(s.scales, n)
+	for j := range n {
+		s.scales[j] = aScale * bScales[min(j, len(bScales)-1)]
+	}
+	if bias == nil {
+		s.bias32 = grow(s.bias32, n)
+		clear(s.bias32)
+		bias = s.bias32
+	}
+	c, scales, bias := s.epi, s.scales, bias[:n]
+	t := active
+	for i0 := 0; i0 < m; i0 += rows {
+		r := min(rows, m-i0)
+		if k == 0 {
+			clear(c[:r*n])
+		} else {
+			gemmU8S8(t, r, a[i0*lda:], lda, aZero, pb, c, n)
+		}
+		for i := range r {
+			dequantizeRow(t, out[(i0+i)*ldo:][:n], c[i*n:][:n], scales, bias, relu)
+		}
+	}
+	return nil
+}
+
+// epilogueMinRows is the smallest row chunk GemmU8S8Dequant uses: enough for
+// the GEMM's micro-kernels to run full blocks.
+const epilogueMinRows = 48

@@ -1,0 +1,7 @@
+//go:build !amd64 || purego
+
+package kernels
+
+func gemmU8S8(_ Tier, m int, a []uint8, lda int, aZero uint8, pb *PackedB, c []int32, ldc int) {
+	gemmGeneric(m, a, lda, aZero, pb, c, ldc)
+}

@@ -1,0 +1,11 @@
+//go:build !amd64 || purego
+
+package kernels
+
+func quantizeU8(_ Tier, dst []uint8, src []float32, scale float32, zero uint8) {
+	quantizeU8Generic(dst, src, scale, zero)
+}
+
+func dequantizeRow(_ Tier, out []float32, c []int32, scales, bias []float32, relu bool) {
+	dequantizeRowGeneric(out, c, scales, bias, relu)
+}

@@ -1,0 +1,346 @@
+package kernels
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+func TestQuantParamsU8(t *testing.T) {
+	for _, tc := range []struct {
+		lo, hi    float32
+		wantScale float32
+		wantZero  uint8
+	}{
+		{-1, 1, 2.0 / 255, 127}, // 1/float32(2/255) = 127.49999
+		{0, 255, 1, 0},
+		{-255, 0, 1, 255},
+		{10, 255, 1, 0},     // range widened to include 0
+		{-51, -1, 0.2, 255}, // likewise
+		{0, 0, 1, 0},        // degenerate
+		{-2.55, 0, 0.01, 255},
+	} {
+		s, z := QuantParamsU8(tc.lo, tc.hi)
+		if math.Abs(float64(s-tc.wantScale)) > 1e-7 || z != tc.wantZero {
+			t.Errorf("QuantParamsU8(%v, %v) = %v, %d, want %v, %d", tc.lo, tc.hi, s, z, tc.wantScale, tc.wantZero)
+		}
+	}
+}
+
+func TestMinMax(t *testing.T) {
+	nan := float32(math.NaN())
+	lo, hi := MinMax([]float32{nan, 3, -2, nan, 7})
+	if lo != -2 || hi != 7 {
+		t.Errorf("MinMax = %v, %v, want -2, 7", lo, hi)
+	}
+	if lo, hi := MinMax(nil); lo != 0 || hi != 0 {
+		t.Errorf("MinMax(nil) = %v, %v, want 0, 0", lo, hi)
+	}
+}
+
+func quantInputs(r *rand.Rand, n int) []float32 {
+	special := []float32{0, float32(math.Copysign(0, -1)), 0.5, 1.5, 2.5, -0.5, -1.5, 127.5, 128.5, 254.5, 255.5,
+		1e30, -1e30, float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 511.5, 512.5, -600, 3e9, -3e9}
+	x := make([]float32, n)
+	for i := range x {
+		if i < len(special) {
+			x[i] = special[i]
+		} else {
+			x[i] = float32(r.NormFloat64() * 100)
+		}
+	}
+	return x
+}
+
+func TestQuantizeU8(t *testing.T) {
+	nan := float32(math.NaN())
+	inf := float32(math.Inf(1))
+	src := []float32{2.5, 3.5, -20, 300, nan, inf, -inf, 0, -10, -10.5, 1e10}
+	want := []uint8{12, 14, 0, 255, 0, 255, 0, 10, 0, 0, 255}
+	gemmForEachTier(t, func(t *testing.T) {
+		got := make([]uint8, len(src))
+		if err := QuantizeU8(got, src, 1, 10); err != nil {
+			t.Fatal(err)
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Errorf("QuantizeU8(%v, scale 1, zero 10) = %d, want %d", src[i], got[i], want[i])
+			}
+		}
+		r := rand.New(rand.NewPCG(3, 4))
+		for _, n := range []int{0, 1, 15, 16, 17, 63, 64, 65, 1000} {
+			x := quantInputs(r, n)
+			for _, sz := range []struct {
+				s float32
+				z uint8
+			}{{1, 0}, {0.37, 128}, {2.1, 255}, {1e-3, 17}} {
+				ref := make([]uint8, n)
+				quantizeU8Generic(ref, x, sz.s, sz.z)
+				buf := make([]uint8, n+2*gemmGuard)
+				for i := range buf {
+					buf[i] = 0xa5
+				}
+				if err := QuantizeU8(buf[gemmGuard:gemmGuard+n], x, sz.s, sz.z); err != nil {
+					t.Fatal(err)
+				}
+				for i := range gemmGuard {
+					if buf[i] != 0xa5 || buf[len(buf)-1-i] != 0xa5 {
+						t.Fatalf("n=%d: gemmGuard overwritten", n)
+					}
+				}
+				for i := range n {
+					if buf[gemmGuard+i] != ref[i] {
+						t.Fatalf("n=%d scale %v zero %d: x=%v: got %d, want %d", n, sz.s, sz.z, x[i], buf[gemmGuard+i], ref[i])
+					}
+				}
+			}
+		}
+	})
+	if err := QuantizeU8(make([]uint8, 1), make([]float32, 2), 1, 0); !errors.Is(err, ErrShape) {
+		t.Errorf("short dst: got %v, want ErrShape", err)
+	}
+	if err := QuantizeU8(nil, nil, 0, 0); !errors.Is(err, ErrShape) {
+		t.Errorf("zero scale: got %v, want ErrShape", err)
+	}
+}
+
+func TestQuantizeDynamicRoundTrip(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	x := make([]float32, 1000)
+	for i := range x {
+		x[i] = float32(r.NormFloat64()*3 + 1)
+	}
+	q := make([]uint8, len(x))
+	s, z, err := QuantizeDynamicU8(q, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := make([]float32, len(x))
+	if err := DequantizeU8(back, q, s, z); err != nil {
+		t.Fatal(err)
+	}
+	for i := range x {
+		if d := math.Abs(float64(back[i] - x[i])); d > float64(s)/2*1.001 {
+			t.Fatalf("x=%v: round trip %v, error %v > scale/2 = %v", x[i], back[i], d, s/2)
+		}
+	}
+}
+
+func TestQuantizeWeightsS8(t *testing.T) {
+	w := []float32{
+		1, -0.5, 0,
+		-2, 0.25, 0,
+	}
+	q, scales, err := QuantizeWeightsS8(w, 2, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantScales := []float32{2.0 / 127, 0.5 / 127, 1}
+	wantQ := []int8{64, -127, 0, -127, 64, 0} // 63.5 and 63.5 round to even 64
+	for j := range wantScales {
+		if scales[j] != wantScales[j] {
+			t.Errorf("scales[%d] = %v, want %v", j, scales[j], wantScales[j])
+		}
+	}
+	for i := range wantQ {
+		if q[i] != wantQ[i] {
+			t.Errorf("q[%d] = %d, want %d", i, q[i], wantQ[i])
+		}
+	}
+	if _, _, err := QuantizeWeightsS8(w, 3, 3); !errors.Is(err, ErrShape) {
+		t.Errorf("short w: got %v, want ErrShape", err)
+	}
+}
+
+func TestDequantizeBiasReLU(t *testing.T) {
+	c := []int32{10, -10, 7, 99 /* row 2 */, -4, 4, 0, 99}
+	got := make([]float32, 6)
+	if err := DequantizeBiasReLU(c, 2, 3, 4, 0.5, []float32{1, 2, 4}, []float32{1, 1, -1}, true, got); err != nil {
+		t.Fatal(err)
+	}
+	want := []float32{6, 0, 13, 0, 5, 0}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("out[%d] = %v, want %v", i, got[i], want[i])
+		}
+	}
+	gemmForEachTier(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(7, 8))
+		for _, n := range []int{1, 15, 16, 17, 31, 64, 65, 100} {
+			for _, m := range []int{1, 3} {
+				ldc := n + r.IntN(3)
+				c := make([]int32, (m-1)*ldc+n)
+				for i := range c {
+					c[i] = int32(r.Uint32())
+				}
+				c[0] = math.MinInt32
+				sc := make([]float32, n)
+				bias := make([]float32, n)
+				for j := range sc {
+					sc[j] = float32(r.Float64()) * 1e-3
+					bias[j] = float32(r.NormFloat64())
+				}
+				for _, relu := range []bool{false, true} {
+					for _, b := range [][]float32{bias, nil} {
+						for _, scs := range [][]float32{sc, sc[:1]} {
+							want := make([]float32, m*n)
+							full := make([]float32, n)
+							for j := range full {
+								full[j] = 0.7 * scs[min(j, len(scs)-1)]
+							}
+							zero := make([]float32, n)
+							for i := range m {
+								bb := b
+								if bb == nil {
+									bb = zero
+								}
+								dequantizeRowGeneric(want[i*n:][:n], c[i*ldc:][:n], full, bb, relu)
+							}
+							buf := make([]float32, m*n+2*gemmGuard)
+							for i := range buf {
+								buf[i] = 12345
+							}
+							if err := DequantizeBiasReLU(c, m, n, ldc, 0.7, scs, b, relu, buf[gemmGuard:gemmGuard+m*n]); err != nil {
+								t.Fatal(err)
+							}
+							for i := range gemmGuard {
+								if buf[i] != 12345 || buf[len(buf)-1-i] != 12345 {
+									t.Fatalf("gemmGuard overwritten")
+								}
+							}
+							for i, w := range want {
+								if g := buf[gemmGuard+i]; math.Float32bits(g) != math.Float32bits(w) {
+									t.Fatalf("m=%d n=%d relu=%v: out[%d] = %v, want %v", m, n, relu, i, g, w)
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	})
+	if err := DequantizeBiasReLU(make([]int32, 4), 2, 2, 2, 1, []float32{1, 1, 1}, nil, false, make([]float32, 4)); !errors.Is(err, ErrShape) {
+		t.Errorf("bad bScales: got %v, want ErrShape", err)
+	}
+	if err := DequantizeBiasReLU(make([]int32, 4), 2, 2, 2, 1, []float32{1}, nil, false, make([]float32, 3)); !errors.Is(err, ErrShape) {
+		t.Errorf("short out: got %v, want ErrShape", err)
+	}
+}
+
+// TestQuantizedMatMul runs the whole int8 path (dynamic activation
+// quantization, per-channel weights, GEMM, epilogue) against float math.
+func TestQuantizedMatMul(t *testing.T) {
+	const m, k, n = 5, 300, 70
+	r := rand.New(rand.NewPCG(9, 10))
+	x := make([]float32, m*k)
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
+	}
+	w := make([]float32, k*n)
+	for i := range w {
+		w[i] = float32(r.NormFloat64()) * 0.05
+	}
+	bias := make([]float32, n)
+	for i := range bias {
+		bias[i] = float32(r.NormFloat64())
+	}
+	wq, ws, err := QuantizeWeightsS8(w, k, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb := PackB(wq, k, n)
+	gemmForEachTier(t, func(t *testing.T) {
+		xq := make([]uint8, m*k)
+		xs, xz, err := QuantizeDynamicU8(xq, x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := make([]int32, m*n)
+		GemmU8S8(m, xq, k, xz, pb, c, n)
+		out := make([]float32, m*n)
+		if err := DequantizeBiasReLU(c, m, n, n, xs, ws, bias, true, out); err != nil {
+			t.Fatal(err)
+		}
+		var maxErr float64
+		for i := range m {
+			for j := range n {
+				var want float64
+				for kk := range k {
+					want += float64(x[i*k+kk]) * float64(w[kk*n+j])
+				}
+				want = max(want+float64(bias[j]), 0)
+				maxErr = max(maxErr, math.Abs(want-float64(out[i*n+j])))
+			}
+		}
+		if maxErr > 0.05 {
+			t.Errorf("max |int8 - float| = %v, want <= 0.05", maxErr)
+		}
+	})
+}
+
+func TestGemmU8S8Dequant(t *testing.T) {
+	gemmForEachTier(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(11, 12))
+		// {100, 3000, 5} takes two row chunks (epilogueBytes).
+		for _, s := range [][3]int{{1, 10, 64}, {8, 65, 33}, {13, 129, 7}, {70, 300, 40}, {3, 5, 0}, {100, 3000, 5}} {
+			m, n, k := s[0], s[1], s[2]
+			gc := gemmRandCase(r, m, n, k)
+			pb := PackB(gc.b, k, n)
+			sc := make([]float32, n)
+			bias := make([]float32, n)
+			for j := range sc {
+				sc[j] = float32(r.Float64()) * 1e-2
+				bias[j] = float32(r.NormFloat64())
+			}
+			for _, relu := range []bool{false, true} {
+				for _, b := range [][]float32{bias, nil} {
+					c := make([]int32, m*n)
+					GemmU8S8(m, gc.a, gc.lda, gc.aZero, pb, c, n)
+					want := make([]float32, m*n)
+					if err := DequantizeBiasReLU(c, m, n, n, 0.3, sc, b, relu, want); err != nil {
+						t.Fatal(err)
+					}
+					ldo := n + 2
+					buf := make([]float32, (m-1)*ldo+n+2*gemmGuard)
+					for i := range buf {
+						buf[i] = 777
+					}
+					out := buf[gemmGuard : len(buf)-gemmGuard]
+					if err := GemmU8S8Dequant(m, gc.a, gc.lda, gc.aZero, 0.3, pb, sc, b, relu, out, ldo); err != nil {
+						t.Fatal(err)
+					}
+					for i := range buf {
+						in := i >= gemmGuard && i < len(buf)-gemmGuard && (i-gemmGuard)%ldo < n
+						if !in && buf[i] != 777 {
+							t.Fatalf("m=%d n=%d k=%d: cell %d outside the output was written", m, n, k, i)
+						}
+					}
+					for i := range m {
+						for j := range n {
+							if g, w := out[i*ldo+j], want[i*n+j]; math.Float32bits(g) != math.Float32bits(w) {
+								t.Fatalf("m=%d n=%d k=%d relu=%v: out[%d][%d] = %v, want %v", m, n, k, relu, i, j, g, w)
+							}
+						}
+					}
+				}
+			}
+		}
+	})
+	pb := PackB(make([]int8, 6), 2, 3)
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"nil pb", GemmU8S8Dequant(1, make([]uint8, 2), 2, 0, 1, nil, []float32{1}, nil, false, make([]float32, 3), 3)},
+		{"short a", GemmU8S8Dequant(2, make([]uint8, 3), 2, 0, 1, pb, []float32{1}, nil, false, make([]float32, 6), 3)},
+		{"short out", GemmU8S8Dequant(2, make([]uint8, 4), 2, 0, 1, pb, []float32{1}, nil, false, make([]float32, 5), 3)},
+		{"bad scales", GemmU8S8Dequant(1, make([]uint8, 2), 2, 0, 1, pb, []float32{1, 1}, nil, false, make([]float32, 3), 3)},
+		{"short bias", GemmU8S8Dequant(1, make([]uint8, 2), 2, 0, 1, pb, []float32{1}, []float32{1}, false, make([]float32, 3), 3)},
+		{"short ldo", GemmU8S8Dequant(1, make([]uint8, 2), 2, 0, 1, pb, []float32{1}, nil, false, make([]float32, 3), 2)},
+	} {
+		if !errors.Is(tc.err, ErrShape) {
+			t.Errorf("%s: got %v, want ErrShape", tc.name, tc.err)
+		}
+	}
+}
