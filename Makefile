@@ -100,7 +100,12 @@ breaking: tools ## buf breaking (WIRE_JSON) of the working tree against the main
 .PHONY: test
 test: checkgenerate lint breaking node-tests ## Install what is needed, check generation and lint, run all Go and Python tests.
 	CORVID_REQUIRE_CONFORMANCE=1 go test $(GO_TEST_FLAGS) ./...
+	$(MAKE) test-allocs
 	$(MAKE) pytest
+
+.PHONY: test-allocs
+test-allocs: ## Allocation-count tests, which only mean something without -race.
+	go test -count=1 -run 'Allocat' ./server/runtime/
 
 .PHONY: conformance
 conformance: node-tests ## ONNX's backend node tests against testdata/conformance/expected.txt, with per-operator counts.

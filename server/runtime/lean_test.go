@@ -191,6 +191,12 @@ func TestLeanMatchesTape(t *testing.T) {
 // allocate inside (tensor.Map: 3 per call); Corvid's kernels and the float
 // matrix product allocate nothing.
 func TestLeanRunDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		// The kernels keep scratch buffers in a sync.Pool, which the race
+		// detector empties at random; make test runs this test again
+		// without -race (target test-allocs).
+		t.Skip("allocation counts are meaningless under -race")
+	}
 	graphs := map[string]*onnx.Graph{"ops": leanGraph(), "mlp": leanMLP(64, 32, 10), "digits": leanDigits(t)}
 	allowed := map[string]float64{"ops": 2 * 3} // Sigmoid and Tanh
 	for name, g := range graphs {
