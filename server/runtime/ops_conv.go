@@ -219,6 +219,13 @@ func (b *builder) convOperands(n *onnx.Node, x, w, bias *value) (int, []int, err
 	if w.dt != x.dt || (bias != nil && bias.dt != x.dt) {
 		return 0, nil, b.errInvalid("X, W and B must share a dtype, got %v, %v and %v", x.dt, w.dt, dtypeName(bias))
 	}
+	return b.convShapes(n, x, w)
+}
+
+// convShapes is convOperands without the dtype checks: the ranks of X
+// and W and the kernel's size. The integer convolutions check their own
+// dtypes.
+func (b *builder) convShapes(n *onnx.Node, x, w *value) (int, []int, error) {
 	nsp, err := b.spatialRank(x, "input X")
 	if err != nil {
 		return 0, nil, err
@@ -374,6 +381,15 @@ func conv[T float32 | float64](k *convKernel, col, y, x, w, bias []T) []T {
 	return col
 }
 
+// fillPad sets s to pad, with the builtin clear for the usual 0.
+func fillPad[T float32 | float64 | uint8](s []T, pad T) {
+	if pad == 0 {
+		clear(s)
+		return
+	}
+	setAll(s, pad)
+}
+
 func setAll[T any](s []T, v T) {
 	for i := range s {
 		s[i] = v
@@ -384,6 +400,12 @@ func setAll[T any](s []T, v T) {
 // row (c, k0, k1, k2) holds, for every output position, the input
 // element that kernel tap multiplies (0 where it falls in the padding).
 func im2col[T float32 | float64](w *window, channels int, x, col []T) {
+	im2colPad(w, channels, x, col, 0)
+}
+
+// im2colPad is im2col with the padding read as pad: the integer
+// convolutions pad with the input's zero point.
+func im2colPad[T float32 | float64 | uint8](w *window, channels int, x, col []T, pad T) {
 	out1, out2 := w.out[1], w.out[2]
 	p, inPlane := w.outSize(), w.inSize()
 	r := 0
@@ -404,20 +426,20 @@ func im2col[T float32 | float64](w *window, channels int, x, col []T) {
 					for o0 := range w.out[0] {
 						plane := row[o0*out1*out2 : (o0+1)*out1*out2]
 						if o0 < lo0 || o0 >= hi0 {
-							clear(plane)
+							fillPad(plane, pad)
 							continue
 						}
 						i0 := o0*w.stride[0] + off0
 						for o1 := range out1 {
 							line := plane[o1*out2 : (o1+1)*out2]
 							if o1 < lo1 || o1 >= hi1 {
-								clear(line)
+								fillPad(line, pad)
 								continue
 							}
 							i1 := o1*w.stride[1] + off1
 							src := xc[(i0*w.in[1]+i1)*w.in[2]:]
-							clear(line[:lo2])
-							clear(line[hi2:])
+							fillPad(line[:lo2], pad)
+							fillPad(line[hi2:], pad)
 							if s2 == 1 && lo2 < hi2 {
 								copy(line[lo2:hi2], src[lo2+off2:hi2+off2])
 							} else {
