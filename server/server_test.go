@@ -24,10 +24,13 @@ import (
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 
 	corvid "github.com/corvidml/corvid/client/go"
 	corvidv1 "github.com/corvidml/corvid/gen/go/corvid/v1"
+	onnxpb "github.com/corvidml/corvid/gen/go/onnx"
+	"github.com/corvidml/corvid/kernels"
 	"github.com/corvidml/corvid/server/config"
 )
 
@@ -162,6 +165,7 @@ func TestModelStatusAndList(t *testing.T) {
 		},
 		ExecutionMode: corvidv1.ExecutionMode_EXECUTION_MODE_FP32,
 		MaxBatchSize:  64,
+		KernelTier:    kernels.Active().String(),
 	}
 	if diff := cmp.Diff(want, v, protocmp.Transform(), protocmp.IgnoreFields(&corvidv1.ModelVersionStatus{}, "loaded_at", "load_duration")); diff != "" {
 		t.Errorf("ModelStatus(digits) mismatch (-want +got):\n%s", diff)
@@ -728,4 +732,69 @@ func TestNotReadyWhenAModelCannotServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("broken v1 error: %s", info.GetVersions()[0].GetError())
+}
+
+// TestPrequantizedModel serves a model quantized before export (one
+// MatMulInteger with int8 weights, as ONNX Runtime's quantize_dynamic writes
+// them): ModelStatus names the mode and kernel tier, and Predict computes the
+// exact integer product.
+func TestPrequantizedModel(t *testing.T) {
+	w := []int8{1, -2, 3, -128, 127, 0, 5, 6, -7, 8, 9, 10}
+	raw := make([]byte, len(w))
+	for i, v := range w {
+		raw[i] = byte(v)
+	}
+	info := func(name string, elem int32, dims ...int64) *onnxpb.ValueInfoProto {
+		shape := &onnxpb.TensorShapeProto{}
+		for _, d := range dims {
+			dim := &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: d}}
+			if d < 0 {
+				dim.Value = &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: "N"}
+			}
+			shape.Dim = append(shape.Dim, dim)
+		}
+		return &onnxpb.ValueInfoProto{Name: name, Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{
+			TensorType: &onnxpb.TypeProto_Tensor{ElemType: elem, Shape: shape}}}}
+	}
+	model := &onnxpb.ModelProto{IrVersion: 8, OpsetImport: []*onnxpb.OperatorSetIdProto{{Version: 17}}, Graph: &onnxpb.GraphProto{
+		Name:        "mmi",
+		Node:        []*onnxpb.NodeProto{{Name: "mm", OpType: "MatMulInteger", Input: []string{"a", "w", "az"}, Output: []string{"y"}}},
+		Initializer: []*onnxpb.TensorProto{{Name: "w", Dims: []int64{4, 3}, DataType: 3, RawData: raw}, {Name: "az", DataType: 2, RawData: []byte{128}}},
+		Input:       []*onnxpb.ValueInfoProto{info("a", 2, -1, 4)},
+		Output:      []*onnxpb.ValueInfoProto{info("y", 6, -1, 3)},
+	}}
+	data, err := proto.Marshal(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := start(t, modelsDir(t, map[string][]byte{"mmi/1/model.onnx": data}))
+	ctx := context.Background()
+	info2, err := in.client.ModelStatus(ctx, "mmi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := info2.GetVersions()[0]
+	if v.GetExecutionMode() != corvidv1.ExecutionMode_EXECUTION_MODE_INT8_PREQUANTIZED || v.GetKernelTier() != kernels.Active().String() {
+		t.Errorf("mode %v tier %q, want INT8_PREQUANTIZED and %q", v.GetExecutionMode(), v.GetKernelTier(), kernels.Active())
+	}
+	a := []uint8{0, 255, 128, 7, 200, 1, 64, 128}
+	resp, err := in.client.Predict(ctx, "mmi", map[string]*corvidv1.Tensor{"a": corvid.Uint8Tensor(a, 2, 4)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := corvid.AsInt32(resp.GetOutputs()["y"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		for j := range 3 {
+			want := int32(0)
+			for k := range 4 {
+				want += (int32(a[i*4+k]) - 128) * int32(w[k*3+j])
+			}
+			if got[i*3+j] != want {
+				t.Errorf("y[%d][%d] = %d, want %d", i, j, got[i*3+j], want)
+			}
+		}
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	corvidv1 "github.com/corvidml/corvid/gen/go/corvid/v1"
+	"github.com/corvidml/corvid/kernels"
 	"github.com/corvidml/corvid/server/middleware"
 	"github.com/corvidml/corvid/server/onnx"
 	"github.com/corvidml/corvid/server/repository"
@@ -227,6 +228,10 @@ func modelInfo(ms repository.ModelStatus) *corvidv1.ModelInfo {
 		}
 		if v.State == repository.StateAvailable {
 			vs.ExecutionMode = corvidv1.ExecutionMode_EXECUTION_MODE_FP32
+			if v.Quantized {
+				vs.ExecutionMode = corvidv1.ExecutionMode_EXECUTION_MODE_INT8_PREQUANTIZED
+			}
+			vs.KernelTier = kernels.Active().String()
 		}
 		info.Versions = append(info.Versions, vs)
 	}

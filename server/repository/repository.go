@@ -58,6 +58,8 @@ type Servable interface {
 	Inputs() []onnx.ValueInfo
 	Outputs() []onnx.ValueInfo
 	MaxBatch() int
+	// Quantized reports whether the model computes with int8 operators.
+	Quantized() bool
 	Close()
 }
 
@@ -103,6 +105,7 @@ type VersionStatus struct {
 	Inputs       []onnx.ValueInfo
 	Outputs      []onnx.ValueInfo
 	MaxBatch     int
+	Quantized    bool
 }
 
 // ModelStatus is a snapshot of a model and its versions, in ascending order.
@@ -254,6 +257,7 @@ func (r *Repository) loadVersion(ctx context.Context, name string, v int64) {
 	ver.status.Inputs = servable.Inputs()
 	ver.status.Outputs = servable.Outputs()
 	ver.status.MaxBatch = servable.MaxBatch()
+	ver.status.Quantized = servable.Quantized()
 	r.log.Info("model version available", "model", name, "version", v, "sha256", sum, "load_time", took)
 }
 

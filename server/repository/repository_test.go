@@ -39,6 +39,7 @@ func (s *stub) Run(context.Context, map[string]*tensor.Tensor, []string) (map[st
 func (s *stub) Inputs() []onnx.ValueInfo  { return nil }
 func (s *stub) Outputs() []onnx.ValueInfo { return nil }
 func (s *stub) MaxBatch() int             { return 1 }
+func (s *stub) Quantized() bool           { return false }
 func (s *stub) Close()                    { s.closed = true }
 
 // loaderFor loads "good" files and fails on others; "panic" panics.

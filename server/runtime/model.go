@@ -410,6 +410,22 @@ func (m *Model) Inputs() []onnx.ValueInfo { return slices.Clone(m.inputs) }
 // batch.
 func (m *Model) Outputs() []onnx.ValueInfo { return slices.Clone(m.outputs) }
 
+// quantizedOps are the operators of models quantized before export (ONNX
+// Runtime's QDQ and QOperator forms).
+var quantizedOps = []string{"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear",
+	"MatMulInteger", "ConvInteger", "QLinearMatMul", "QLinearConv"}
+
+// Quantized reports whether the model was quantized before export: it
+// computes with int8 operators on the int8 kernels.
+func (m *Model) Quantized() bool {
+	for _, n := range m.plan.g.Nodes {
+		if n.Domain == onnx.DomainDefault && slices.Contains(quantizedOps, n.OpType) {
+			return true
+		}
+	}
+	return false
+}
+
 // MaxBatch is the largest batch Run accepts: 1 when no input has a dynamic
 // first dimension (inputs must then match their declared shapes exactly).
 func (m *Model) MaxBatch() int { return m.maxBatch }

@@ -171,7 +171,10 @@ type ModelVersionStatus struct {
 	// How the version computes.
 	ExecutionMode ExecutionMode `protobuf:"varint,9,opt,name=execution_mode,json=executionMode,proto3,enum=corvid.v1.ExecutionMode" json:"execution_mode,omitempty"`
 	// Largest batch (first dimension) accepted in one request.
-	MaxBatchSize  int64 `protobuf:"varint,10,opt,name=max_batch_size,json=maxBatchSize,proto3" json:"max_batch_size,omitempty"`
+	MaxBatchSize int64 `protobuf:"varint,10,opt,name=max_batch_size,json=maxBatchSize,proto3" json:"max_batch_size,omitempty"`
+	// The compute kernels serving the version: "avx512vnni", "avx2" or
+	// "generic" (pure Go), as chosen from the CPU or CORVID_KERNELS.
+	KernelTier    string `protobuf:"bytes,11,opt,name=kernel_tier,json=kernelTier,proto3" json:"kernel_tier,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -276,6 +279,13 @@ func (x *ModelVersionStatus) GetMaxBatchSize() int64 {
 	return 0
 }
 
+func (x *ModelVersionStatus) GetKernelTier() string {
+	if x != nil {
+		return x.KernelTier
+	}
+	return ""
+}
+
 // ModelInfo is a model and all of its versions.
 type ModelInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -335,7 +345,7 @@ var File_corvid_v1_model_proto protoreflect.FileDescriptor
 
 const file_corvid_v1_model_proto_rawDesc = "" +
 	"\n" +
-	"\x15corvid/v1/model.proto\x12\tcorvid.v1\x1a\x16corvid/v1/tensor.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x03\n" +
+	"\x15corvid/v1/model.proto\x12\tcorvid.v1\x1a\x16corvid/v1/tensor.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xea\x03\n" +
 	"\x12ModelVersionStatus\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x03R\aversion\x12+\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x15.corvid.v1.ModelStateR\x05state\x12\x14\n" +
@@ -347,7 +357,9 @@ const file_corvid_v1_model_proto_rawDesc = "" +
 	"\aoutputs\x18\b \x03(\v2\x15.corvid.v1.TensorInfoR\aoutputs\x12?\n" +
 	"\x0eexecution_mode\x18\t \x01(\x0e2\x18.corvid.v1.ExecutionModeR\rexecutionMode\x12$\n" +
 	"\x0emax_batch_size\x18\n" +
-	" \x01(\x03R\fmaxBatchSize\"Z\n" +
+	" \x01(\x03R\fmaxBatchSize\x12\x1f\n" +
+	"\vkernel_tier\x18\v \x01(\tR\n" +
+	"kernelTier\"Z\n" +
 	"\tModelInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x129\n" +
 	"\bversions\x18\x02 \x03(\v2\x1d.corvid.v1.ModelVersionStatusR\bversions*\xaa\x01\n" +

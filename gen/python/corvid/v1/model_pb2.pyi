@@ -41,7 +41,7 @@ EXECUTION_MODE_INT8_STATIC: ExecutionMode
 EXECUTION_MODE_INT8_PREQUANTIZED: ExecutionMode
 
 class ModelVersionStatus(_message.Message):
-    __slots__ = ("version", "state", "error", "sha256", "loaded_at", "load_duration", "inputs", "outputs", "execution_mode", "max_batch_size")
+    __slots__ = ("version", "state", "error", "sha256", "loaded_at", "load_duration", "inputs", "outputs", "execution_mode", "max_batch_size", "kernel_tier")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +52,7 @@ class ModelVersionStatus(_message.Message):
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_MODE_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    KERNEL_TIER_FIELD_NUMBER: _ClassVar[int]
     version: int
     state: ModelState
     error: str
@@ -62,7 +63,8 @@ class ModelVersionStatus(_message.Message):
     outputs: _containers.RepeatedCompositeFieldContainer[_tensor_pb2.TensorInfo]
     execution_mode: ExecutionMode
     max_batch_size: int
-    def __init__(self, version: _Optional[int] = ..., state: _Optional[_Union[ModelState, str]] = ..., error: _Optional[str] = ..., sha256: _Optional[str] = ..., loaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., load_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., inputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorInfo, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorInfo, _Mapping]]] = ..., execution_mode: _Optional[_Union[ExecutionMode, str]] = ..., max_batch_size: _Optional[int] = ...) -> None: ...
+    kernel_tier: str
+    def __init__(self, version: _Optional[int] = ..., state: _Optional[_Union[ModelState, str]] = ..., error: _Optional[str] = ..., sha256: _Optional[str] = ..., loaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., load_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., inputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorInfo, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorInfo, _Mapping]]] = ..., execution_mode: _Optional[_Union[ExecutionMode, str]] = ..., max_batch_size: _Optional[int] = ..., kernel_tier: _Optional[str] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
     __slots__ = ("name", "versions")
