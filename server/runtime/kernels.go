@@ -26,9 +26,10 @@ func layoutAround(shape []int, axis int) axisLayout {
 }
 
 // softmaxKernel normalises exp(x - max) along the layout's middle
-// dimension.
+// dimension, or takes its logarithm (LogSoftmax) when log.
 type softmaxKernel struct {
 	axisLayout
+	log  bool
 	desc string
 }
 
@@ -37,13 +38,21 @@ func (k *softmaxKernel) String() string { return k.desc }
 func (k *softmaxKernel) run(out *gt.Dense, ins []*gt.Dense) error {
 	switch out.Dtype() {
 	case gt.Float32:
-		softmax(k.axisLayout, out.Float32s(), ins[0].Float32s())
+		softmaxRun(k, out.Float32s(), ins[0].Float32s())
 	case gt.Float64:
-		softmax(k.axisLayout, out.Float64s(), ins[0].Float64s())
+		softmaxRun(k, out.Float64s(), ins[0].Float64s())
 	default:
 		return fmt.Errorf("dtype %v not supported", out.Dtype())
 	}
 	return nil
+}
+
+func softmaxRun[T float32 | float64](k *softmaxKernel, out, x []T) {
+	if k.log {
+		logSoftmax(k.axisLayout, out, x)
+	} else {
+		softmax(k.axisLayout, out, x)
+	}
 }
 
 // softmax accumulates in float64 whatever T is: float32 sums of exps lose

@@ -33,7 +33,7 @@ var builders = map[opKey]buildFunc{
 	{onnx.DomainDefault, "Relu"}:             buildRelu,
 	{onnx.DomainDefault, "Sigmoid"}:          buildGorgoniaUnary(G.Sigmoid),
 	{onnx.DomainDefault, "Tanh"}:             buildGorgoniaUnary(G.Tanh),
-	{onnx.DomainDefault, "Softmax"}:          buildSoftmax,
+	{onnx.DomainDefault, "Softmax"}:          buildSoftmax(false),
 	{onnx.DomainDefault, "Flatten"}:          buildFlatten,
 	{onnx.DomainDefault, "Reshape"}:          buildReshape,
 	{onnx.DomainDefault, "Identity"}:         buildIdentity,
@@ -263,34 +263,41 @@ func prod(s []int) int {
 	return p
 }
 
-// buildSoftmax follows the opset: from 13 the softmax runs along one axis
-// (default -1); before, the input is coerced to 2-D at axis (default 1) and
-// the softmax runs over everything from axis on.
-func buildSoftmax(b *builder, n *onnx.Node, in []*value) ([]*value, error) {
-	x := in[0]
-	if err := b.checkDType(x, "input", floats); err != nil {
-		return nil, err
+// buildSoftmax builds Softmax, or LogSoftmax when log, following the
+// opset: from 13 it runs along one axis (default -1); before, the input is
+// coerced to 2-D at axis (default 1) and it runs over everything from axis
+// on.
+func buildSoftmax(log bool) buildFunc {
+	op := "Softmax"
+	if log {
+		op = "LogSoftmax"
 	}
-	if len(x.shape) == 0 {
-		return nil, b.errInvalid("input is a scalar, want rank >= 1")
-	}
-	k := &softmaxKernel{}
-	if b.opset >= 13 {
-		axis, err := b.normAxis(n.Int("axis", -1), len(x.shape), false)
-		if err != nil {
+	return func(b *builder, n *onnx.Node, in []*value) ([]*value, error) {
+		x := in[0]
+		if err := b.checkDType(x, "input", floats); err != nil {
 			return nil, err
 		}
-		k.axisLayout = layoutAround(x.shape, axis)
-		k.desc = fmt.Sprintf("Softmax(axis=%d)", axis)
-	} else {
-		axis, err := b.normAxis(n.Int("axis", 1), len(x.shape), false)
-		if err != nil {
-			return nil, err
+		if len(x.shape) == 0 {
+			return nil, b.errInvalid("input is a scalar, want rank >= 1")
 		}
-		k.axisLayout = axisLayout{outer: prod(x.shape[:axis]), n: prod(x.shape[axis:]), inner: 1}
-		k.desc = fmt.Sprintf("Softmax(axis=%d, 2-D)", axis)
+		k := &softmaxKernel{log: log}
+		if b.opset >= 13 {
+			axis, err := b.normAxis(n.Int("axis", -1), len(x.shape), false)
+			if err != nil {
+				return nil, err
+			}
+			k.axisLayout = layoutAround(x.shape, axis)
+			k.desc = fmt.Sprintf("%s(axis=%d)", op, axis)
+		} else {
+			axis, err := b.normAxis(n.Int("axis", 1), len(x.shape), false)
+			if err != nil {
+				return nil, err
+			}
+			k.axisLayout = axisLayout{outer: prod(x.shape[:axis]), n: prod(x.shape[axis:]), inner: 1}
+			k.desc = fmt.Sprintf("%s(axis=%d, 2-D)", op, axis)
+		}
+		return one(b.apply(k, x.dt, x.shape, x))
 	}
-	return one(b.apply(k, x.dt, x.shape, x))
 }
 
 // buildArrayFeatureExtractor follows ONNX Runtime: the indices (flattened)

@@ -24,7 +24,7 @@ func init() {
 		"HardSwish":   buildHardSwish,
 		"Softplus":    buildSoftplus,
 		"Gelu":        buildGelu,
-		"LogSoftmax":  buildLogSoftmax,
+		"LogSoftmax":  buildSoftmax(true),
 	})
 }
 
@@ -187,54 +187,6 @@ func prelu[T number](p *naryBcast, out, x, slope []T) {
 }
 
 // ---- LogSoftmax --------------------------------------------------------------
-
-// buildLogSoftmax follows Softmax's axis rules: from opset 13 along one axis
-// (default -1); before, over the input coerced to 2-D at axis (default 1).
-func buildLogSoftmax(b *builder, n *onnx.Node, in []*value) ([]*value, error) {
-	x := in[0]
-	if err := b.checkDType(x, "input", floats); err != nil {
-		return nil, err
-	}
-	if len(x.shape) == 0 {
-		return nil, b.errInvalid("input is a scalar, want rank >= 1")
-	}
-	k := &logSoftmaxKernel{}
-	if b.opset >= 13 {
-		axis, err := b.normAxis(n.Int("axis", -1), len(x.shape), false)
-		if err != nil {
-			return nil, err
-		}
-		k.axisLayout = layoutAround(x.shape, axis)
-		k.desc = fmt.Sprintf("LogSoftmax(axis=%d)", axis)
-	} else {
-		axis, err := b.normAxis(n.Int("axis", 1), len(x.shape), false)
-		if err != nil {
-			return nil, err
-		}
-		k.axisLayout = axisLayout{outer: prod(x.shape[:axis]), n: prod(x.shape[axis:]), inner: 1}
-		k.desc = fmt.Sprintf("LogSoftmax(axis=%d, 2-D)", axis)
-	}
-	return one(b.apply(k, x.dt, x.shape, x))
-}
-
-type logSoftmaxKernel struct {
-	axisLayout
-	desc string
-}
-
-func (k *logSoftmaxKernel) String() string { return k.desc }
-
-func (k *logSoftmaxKernel) run(out *gt.Dense, ins []*gt.Dense) error {
-	switch out.Dtype() {
-	case gt.Float32:
-		logSoftmax(k.axisLayout, out.Float32s(), ins[0].Float32s())
-	case gt.Float64:
-		logSoftmax(k.axisLayout, out.Float64s(), ins[0].Float64s())
-	default:
-		return fmt.Errorf("dtype %v not supported", out.Dtype())
-	}
-	return nil
-}
 
 // logSoftmax is (x - max) - log(Σ exp(x - max)), in float64: subtracting
 // the maximum keeps exp from overflowing, and taking the log of the sum
