@@ -118,24 +118,31 @@ func TestConformance(t *testing.T) {
 	for _, dir := range caseDirs(t) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			t.Parallel()
-			g, sets := loadCase(t, dir)
-			m, err := runtime.Compile(g, runtime.Options{Workers: 2})
-			if err != nil {
-				t.Fatalf("Compile: %v", err)
-			}
-			defer m.Close()
-			for _, s := range sets {
-				got, err := m.Run(context.Background(), s.inputs, nil)
-				if err != nil {
-					t.Fatalf("%s: Run: %v", s.dir, err)
-				}
-				for _, want := range s.outputs {
-					if err := compareTensors(got[want.name], want.t); err != nil {
-						t.Errorf("%s: output %q: %v", s.dir, want.name, err)
-					}
-				}
-			}
+			runCase(t, dir, runtime.Options{Workers: 2}, tolerance{atol: floatTol})
 		})
+	}
+}
+
+// runCase compiles the case in dir and checks every data set's outputs
+// against the expected ones, floats within tol.
+func runCase(t *testing.T, dir string, opts runtime.Options, tol tolerance) {
+	t.Helper()
+	g, sets := loadCase(t, dir)
+	m, err := runtime.Compile(g, opts)
+	if err != nil {
+		t.Fatalf("Compile: %v", err)
+	}
+	defer m.Close()
+	for _, s := range sets {
+		got, err := m.Run(context.Background(), s.inputs, nil)
+		if err != nil {
+			t.Fatalf("%s: Run: %v", s.dir, err)
+		}
+		for _, want := range s.outputs {
+			if err := compareTensorsWithin(got[want.name], want.t, tol); err != nil {
+				t.Errorf("%s: output %q: %v", s.dir, want.name, err)
+			}
+		}
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -35,7 +34,7 @@ const (
 
 // TestMLConformance runs every case of testdata/mlops at batch 1, 5
 // (padded to a bucket of 8) and 32, and compares with ONNX Runtime: labels
-// and other integers exactly, floats within mlRelTol.
+// and other integers exactly, floats within mlRelTol (or mlAbsTol).
 func TestMLConformance(t *testing.T) {
 	dirs, err := filepath.Glob(filepath.Join(mlOpsDir, "*", "model.onnx"))
 	if err != nil || len(dirs) == 0 {
@@ -45,60 +44,9 @@ func TestMLConformance(t *testing.T) {
 		dir := filepath.Dir(model)
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			t.Parallel()
-			g, sets := loadCase(t, dir)
-			m, err := runtime.Compile(g, runtime.Options{Workers: 1, MaxBatch: 32})
-			if err != nil {
-				t.Fatalf("Compile: %v", err)
-			}
-			defer m.Close()
-			for _, s := range sets {
-				got, err := m.Run(context.Background(), s.inputs, nil)
-				if err != nil {
-					t.Fatalf("%s: Run: %v", s.dir, err)
-				}
-				for _, want := range s.outputs {
-					if err := compareML(got[want.name], want.t); err != nil {
-						t.Errorf("%s: output %q: %v", s.dir, want.name, err)
-					}
-				}
-			}
+			runCase(t, dir, runtime.Options{Workers: 1, MaxBatch: 32}, tolerance{rtol: mlRelTol, atol: mlAbsTol})
 		})
 	}
-}
-
-// compareML returns nil when got matches want: same dtype and shape,
-// floats within mlRelTol (or mlAbsTol), everything else equal.
-func compareML(got, want *tensor.Tensor) error {
-	if got == nil {
-		return fmt.Errorf("missing")
-	}
-	if got.DType != want.DType || !slices.Equal(got.Shape, want.Shape) {
-		return fmt.Errorf("got %v%v, want %v%v", got.DType, got.Shape, want.DType, want.Shape)
-	}
-	switch w := want.Data.(type) {
-	case []float32:
-		return compareRel(got.Data.([]float32), w)
-	case []float64:
-		return compareRel(got.Data.([]float64), w)
-	case []int32:
-		return compareExact(got.Data.([]int32), w)
-	case []int64:
-		return compareExact(got.Data.([]int64), w)
-	}
-	return fmt.Errorf("unexpected data %T", want.Data)
-}
-
-func compareRel[T float32 | float64](got, want []T) error {
-	for i := range want {
-		g, w := float64(got[i]), float64(want[i])
-		if math.IsNaN(w) && math.IsNaN(g) {
-			continue
-		}
-		if !(math.Abs(g-w) <= mlAbsTol+mlRelTol*math.Abs(w)) {
-			return fmt.Errorf("element %d: got %v, want %v (diff %g)", i, got[i], want[i], g-w)
-		}
-	}
-	return nil
 }
 
 // Attribute constructors for graphs written by hand.
@@ -361,7 +309,7 @@ func TestMLSemantics(t *testing.T) {
 				t.Fatalf("Run: %v", err)
 			}
 			for name, want := range tt.wants {
-				if err := compareML(got[name], want); err != nil {
+				if err := compareTensorsWithin(got[name], want, tolerance{rtol: mlRelTol, atol: mlAbsTol}); err != nil {
 					t.Errorf("output %q: %v", name, err)
 				}
 			}
