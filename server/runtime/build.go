@@ -43,6 +43,8 @@ type builder struct {
 	// needConst collects the names of values an op needed as constants
 	// but got computed; nil when nobody asks.
 	needConst map[string]bool
+	// fused holds the weights of the plan's fused nodes (fuse.go).
+	fused *fusion
 }
 
 // errNeedsConstant refuses input i of the node being built, computed at run

@@ -67,7 +67,7 @@ func (m *Model) build(batch int, dims []int, values map[string]*tensor.Tensor) (
 	}()
 	inst = &instance{batch: batch, faults: &faults{}}
 	g := G.NewGraph()
-	b := &builder{g: g, opset: m.plan.g.Opset(), faults: inst.faults, consts: make(map[*tensor.Tensor]*G.Node), needConst: m.needConst}
+	b := &builder{g: g, opset: m.plan.g.Opset(), faults: inst.faults, consts: make(map[*tensor.Tensor]*G.Node), needConst: m.needConst, fused: &m.plan.fused}
 	vals := make(map[string]*value, len(m.plan.consts)+len(m.plan.steps))
 	for name, t := range m.plan.consts {
 		vals[name] = constValue(t)

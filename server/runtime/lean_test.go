@@ -137,13 +137,22 @@ func TestLeanRunnerIsDefault(t *testing.T) {
 			t.Errorf("%s=%q: runner %s, want %s", RunnerEnv, kind, got, want)
 		}
 	}
-	// leanGraph takes every way of calling an op.
-	modes := map[leanMode]int{}
-	for _, s := range instanceOf(t, compileWith(t, "", leanGraph()), 1).r.(*leanRunner).steps {
-		modes[s.mode]++
-	}
-	if want := map[leanMode]int{leanGemm: 2, leanUnary: 2, leanDo: 4}; !maps.Equal(modes, want) {
-		t.Errorf("steps per mode %v, want %v", modes, want)
+	// Unfused, leanGraph takes every way of calling an op; fused, its
+	// MatMul, Gemm and Relu become Corvid's own ops.
+	for _, off := range []bool{true, false} {
+		unfused = off
+		modes := map[leanMode]int{}
+		for _, s := range instanceOf(t, compileWith(t, "", leanGraph()), 1).r.(*leanRunner).steps {
+			modes[s.mode]++
+		}
+		unfused = false
+		want := map[leanMode]int{leanUnary: 2, leanDo: 4}
+		if off {
+			want = map[leanMode]int{leanGemm: 2, leanUnary: 2, leanDo: 4}
+		}
+		if !maps.Equal(modes, want) {
+			t.Errorf("unfused=%t: steps per mode %v, want %v", off, modes, want)
+		}
 	}
 	t.Setenv(RunnerEnv, "vm")
 	if _, err := Compile(leanGraph(), Options{Workers: 1}); err == nil || !strings.Contains(err.Error(), RunnerEnv) {

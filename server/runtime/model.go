@@ -133,7 +133,7 @@ func Compile(g *onnx.Graph, opts Options) (_ *Model, err error) {
 	if m.batched {
 		m.maxBatch, m.buckets = opts.MaxBatch, opts.buckets()
 	}
-	if m.plan, err = newPlan(g); err != nil {
+	if m.plan, err = newPlan(g, opts.Quantization, opts.Ranges); err != nil {
 		return nil, err
 	}
 

@@ -271,29 +271,39 @@ func (b *builder) convGroup(n *onnx.Node, inC, outC int, x, w []int) (int, error
 // buildConv: Y[n, m] = sum over the channels of m's group of W[m] slid
 // over X[n], plus B[m].
 func buildConv(b *builder, n *onnx.Node, in []*value) ([]*value, error) {
+	k, out, ins, err := b.newConv(n, in)
+	if err != nil {
+		return nil, err
+	}
+	return one(b.apply(k, in[0].dt, out, ins...))
+}
+
+// newConv checks a Conv node and makes its kernel, output shape and the
+// kernel's inputs.
+func (b *builder) newConv(n *onnx.Node, in []*value) (*convKernel, []int, []*value, error) {
 	x, w, bias := in[0], in[1], optional(in, 2)
 	nsp, kernel, err := b.convOperands(n, x, w, bias)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	inC, outC := x.shape[1], w.shape[0]
 	group, err := b.convGroup(n, inC, outC, x.shape, w.shape)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	if w.shape[1]*group != inC {
-		return nil, b.errInvalid("X %v has %d channels, but W %v with group %d expects %d", x.shape, inC, w.shape, group, w.shape[1]*group)
+		return nil, nil, nil, b.errInvalid("X %v has %d channels, but W %v with group %d expects %d", x.shape, inC, w.shape, group, w.shape[1]*group)
 	}
 	if bias != nil && !slices.Equal(bias.shape, []int{outC}) {
-		return nil, b.errInvalid("bias B %v must be [%d], one per output channel", bias.shape, outC)
+		return nil, nil, nil, b.errInvalid("bias B %v must be [%d], one per output channel", bias.shape, outC)
 	}
 	a, err := b.readWindowAttrs(n, nsp, x.shape)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	win, err := b.forwardWindow(a, x.shape[2:], kernel, false)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	k := &convKernel{w: *win, batch: x.shape[0], inC: inC, outC: outC, group: group}
 	// A 1x1 kernel with unit strides and no padding reads X as it is:
@@ -302,7 +312,7 @@ func buildConv(b *builder, n *onnx.Node, in []*value) ([]*value, error) {
 		win.padBegin == [maxSpatial]int{} && win.padEnd == [maxSpatial]int{}
 	if !k.direct {
 		if err := b.reserve(x.dt, []int{inC / group * win.kernelSize(), win.outSize()}); err != nil {
-			return nil, fmt.Errorf("%s: im2col scratch: %w", n.Describe(), err)
+			return nil, nil, nil, fmt.Errorf("%s: im2col scratch: %w", n.Describe(), err)
 		}
 	}
 	out := append([]int{x.shape[0], outC}, win.out[maxSpatial-nsp:]...)
@@ -310,7 +320,7 @@ func buildConv(b *builder, n *onnx.Node, in []*value) ([]*value, error) {
 	if bias != nil {
 		ins = append(ins, bias)
 	}
-	return one(b.apply(k, x.dt, out, ins...))
+	return k, out, ins, nil
 }
 
 // convKernel is Conv as, per image and group, im2col of the input into a
@@ -320,12 +330,13 @@ type convKernel struct {
 	w                       window
 	batch, inC, outC, group int
 	direct                  bool // 1x1, unit stride, no padding: X is its own im2col
+	relu                    bool // a fused Relu (fuse.go)
 	col32                   []float32
 	col64                   []float64
 }
 
 func (k *convKernel) String() string {
-	return fmt.Sprintf("Conv(%d->%d, group %d, %v)", k.inC, k.outC, k.group, &k.w)
+	return fmt.Sprintf("Conv(%d->%d, group %d, %v, relu %t)", k.inC, k.outC, k.group, &k.w, k.relu)
 }
 
 func (k *convKernel) run(out *gt.Dense, ins []*gt.Dense) error {
@@ -376,6 +387,13 @@ func conv[T float32 | float64](k *convKernel, col, y, x, w, bias []T) []T {
 				im2col(&k.w, cg, xg, src)
 			}
 			blasGemm(false, false, mg, p, rows, wg, rows, src, p, beta, yg, p)
+			if k.relu {
+				for i, v := range yg {
+					if v < 0 {
+						yg[i] = 0
+					}
+				}
+			}
 		}
 	}
 	return col

@@ -22,6 +22,12 @@ type Options struct {
 	// batch bucket and set of sizes of the other dynamic dimensions, the
 	// least recently used dropped first. Default 16.
 	MaxVariants int
+	// Quantization is how float MatMul, Gemm and Conv with constant
+	// weights compute (fuse.go). Default QuantFP32.
+	Quantization Quantization
+	// Ranges are the calibrated ranges of the values QuantInt8Static
+	// quantizes, by value name (see QuantizableInputs).
+	Ranges map[string]Range
 	// Logger receives what callers must not see, such as the stack of a
 	// panic in an op. Default slog.Default().
 	Logger *slog.Logger

@@ -17,9 +17,10 @@ type plan struct {
 	g      *onnx.Graph
 	consts map[string]*tensor.Tensor
 	steps  []*onnx.Node
+	fused  fusion
 }
 
-func newPlan(g *onnx.Graph) (*plan, error) {
+func newPlan(g *onnx.Graph, mode Quantization, ranges map[string]Range) (*plan, error) {
 	p := &plan{g: g, consts: maps.Clone(g.Initializers)}
 	if p.consts == nil {
 		p.consts = make(map[string]*tensor.Tensor)
@@ -56,6 +57,12 @@ func newPlan(g *onnx.Graph) (*plan, error) {
 			}
 			p.consts[n.Outputs[j]] = v.konst
 		}
+	}
+	if unfused && mode == QuantFP32 {
+		return p, nil
+	}
+	if err := p.fuse(mode, ranges); err != nil {
+		return nil, err
 	}
 	return p, nil
 }

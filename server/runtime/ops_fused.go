@@ -1,0 +1,224 @@
+package runtime
+
+import (
+	"fmt"
+	"slices"
+
+	gt "gorgonia.org/tensor"
+
+	"github.com/corvidml/corvid/kernels"
+	"github.com/corvidml/corvid/server/onnx"
+	"github.com/corvidml/corvid/server/tensor"
+)
+
+// The builders and kernels of the fused nodes fuse.go makes.
+
+func init() {
+	registerBuilders(fusedDomain, map[string]buildFunc{
+		"MatMul": buildDense,
+		"Gemm":   buildDense,
+		"Conv":   buildFusedConv,
+	})
+}
+
+func buildDense(b *builder, n *onnx.Node, in []*value) ([]*value, error) {
+	fd := b.fused.dense[n.Name]
+	x := in[0]
+	if fd == nil {
+		return nil, fmt.Errorf("%s: no fused weights", n.Describe()) // a bug
+	}
+	if x.dt != tensor.Float32 {
+		return nil, b.errInvalid("input dtype %v: the weights are float32, want the same", x.dt)
+	}
+	if len(x.shape) == 0 || x.shape[len(x.shape)-1] != fd.k {
+		return nil, b.errInvalid("cannot multiply %v by [%d %d]", x.shape, fd.k, fd.n)
+	}
+	m := prod(x.shape[:len(x.shape)-1])
+	out := append(slices.Clone(x.shape[:len(x.shape)-1]), fd.n)
+	if fd.biasShape != nil {
+		out, _ = broadcastShape(out, fd.biasShape) // [N] or [1 N]: no new elements
+	}
+	k := &denseKernel{fd: fd, m: m}
+	if fd.q != nil {
+		k.aq = make([]uint8, m*fd.k)
+		if !fd.q.static {
+			k.acc = make([]int32, m*fd.n)
+			k.sx = make([]float32, m)
+			k.zx = make([]uint8, m)
+		}
+	}
+	return one(b.apply(k, tensor.Float32, out, x))
+}
+
+// denseKernel runs a fusedDense on m rows. Its scratch belongs to one
+// graph.
+type denseKernel struct {
+	fd *fusedDense
+	m  int
+	aq []uint8 // x quantized, m x K
+
+	// Dynamic quantization: the accumulators and each row's parameters.
+	acc []int32
+	sx  []float32
+	zx  []uint8
+}
+
+func (k *denseKernel) String() string { return fmt.Sprintf("%s[m=%d]", k.fd.desc, k.m) }
+
+func (k *denseKernel) run(out *gt.Dense, ins []*gt.Dense) error {
+	x, y := ins[0].Float32s(), out.Float32s()
+	fd, m, kk, n := k.fd, k.m, k.fd.k, k.fd.n
+	if fd.fp != nil {
+		var beta float32
+		if fd.bias != nil {
+			for r := range m {
+				copy(y[r*n:(r+1)*n], fd.bias)
+			}
+			beta = 1
+		}
+		kernels.SgemmPacked(false, m, 1, x, kk, fd.fp, beta, y, n)
+		if fd.relu {
+			reluInPlace(y)
+		}
+		return nil
+	}
+	q := fd.q
+	if q.static {
+		if err := kernels.QuantizeU8(k.aq, x, q.sx, q.zx); err != nil {
+			return err
+		}
+		return kernels.GemmU8S8Dequant(m, k.aq, kk, q.zx, q.sx, q.packed, q.wScale, fd.bias, fd.relu, y, n)
+	}
+	// Per row: a request's rows are quantized on their own, whatever was
+	// batched with them.
+	uniform := true
+	for r := range m {
+		s, z, err := kernels.QuantizeDynamicU8(k.aq[r*kk:(r+1)*kk], x[r*kk:(r+1)*kk])
+		if err != nil {
+			return err
+		}
+		k.sx[r], k.zx[r] = s, z
+		uniform = uniform && z == k.zx[0]
+	}
+	var aZero uint8
+	if uniform {
+		aZero = k.zx[0]
+	}
+	if err := kernels.GemmU8S8Checked(m, k.aq, kk, aZero, q.packed, k.acc, n); err != nil {
+		return err
+	}
+	if !uniform {
+		// The GEMM took 0 as every row's zero point: subtract z * colsum.
+		cs := q.packed.ColSums()
+		for r, z := range k.zx {
+			if z == 0 {
+				continue
+			}
+			zz := int32(z)
+			row := k.acc[r*n : (r+1)*n]
+			for j := range row {
+				row[j] -= zz * cs[j]
+			}
+		}
+	}
+	for r := range m {
+		if err := kernels.DequantizeBiasReLU(k.acc[r*n:(r+1)*n], 1, n, n, k.sx[r], q.wScale, fd.bias, fd.relu, y[r*n:(r+1)*n]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func reluInPlace(y []float32) {
+	for i, v := range y {
+		if v < 0 {
+			y[i] = 0
+		}
+	}
+}
+
+// buildFusedConv is Conv with its ReLU, in float32 or on the int8 GEMM.
+func buildFusedConv(b *builder, n *onnx.Node, in []*value) ([]*value, error) {
+	fc := b.fused.conv[n.Name]
+	if fc == nil {
+		return nil, fmt.Errorf("%s: no fused weights", n.Describe()) // a bug
+	}
+	k, out, ins, err := b.newConv(n, in)
+	if err != nil {
+		return nil, err
+	}
+	if fc.q == nil {
+		k.relu = fc.relu
+		return one(b.apply(k, in[0].dt, out, ins...))
+	}
+	if in[0].dt != tensor.Float32 {
+		return nil, b.errInvalid("input dtype %v: the weights are float32, want the same", in[0].dt)
+	}
+	qc := &qconvKernel{
+		w: k.w, batch: k.batch, inC: k.inC, outC: k.outC, group: k.group, direct: k.direct,
+		xDT: tensor.Uint8, wDT: tensor.Int8, yDT: tensor.Int32,
+		wz: make([]int32, k.outC),
+	}
+	qc.packShared(fc.wq)
+	ik := &int8ConvKernel{qc: qc, q: fc.q, relu: fc.relu}
+	if bias := optional(in, 2); bias != nil {
+		ik.bias = bias.konst.Data.([]float32)
+	}
+	ik.xu = make([]uint8, k.inC*k.w.inSize())
+	ik.acc = make([]int32, k.outC*k.w.outSize())
+	return one(b.apply(ik, tensor.Float32, out, in[0]))
+}
+
+// int8ConvKernel quantizes each image (dynamic) or the whole input
+// (static), runs ConvInteger's GEMM path and dequantizes with the bias and
+// ReLU: y[m][p] = sx * w_scale[m] * acc[m][p] + bias[m].
+type int8ConvKernel struct {
+	qc   *qconvKernel
+	q    *fusedInt8
+	bias []float32
+	relu bool
+	xu   []uint8
+	acc  []int32
+}
+
+func (k *int8ConvKernel) String() string {
+	return fmt.Sprintf("Conv+Relu=%t(%s, %s)", k.relu, k.q, k.qc)
+}
+
+func (k *int8ConvKernel) run(out *gt.Dense, ins []*gt.Dense) error {
+	qc := k.qc
+	x, y := ins[0].Float32s(), out.Float32s()
+	inImage, p := qc.inC*qc.w.inSize(), qc.positions()
+	image := qc.outC * p
+	for n := range qc.batch {
+		xi := x[n*inImage : (n+1)*inImage]
+		sx, zx := k.q.sx, k.q.zx
+		var err error
+		if k.q.static {
+			err = kernels.QuantizeU8(k.xu, xi, sx, zx)
+		} else {
+			sx, zx, err = kernels.QuantizeDynamicU8(k.xu, xi)
+		}
+		if err != nil {
+			return err
+		}
+		qc.gemmImage(k.xu, zx, k.acc)
+		yi := y[n*image : (n+1)*image]
+		for m := range qc.outC {
+			s := sx * k.q.wScale[m]
+			var bm float32
+			if k.bias != nil {
+				bm = k.bias[m]
+			}
+			ym, am := yi[m*p:(m+1)*p], k.acc[m*p:(m+1)*p]
+			for i, a := range am {
+				v := float32(a)*s + bm
+				if k.relu && v < 0 {
+					v = 0
+				}
+				ym[i] = v
+			}
+		}
+	}
+	return nil
+}
