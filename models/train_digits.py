@@ -50,6 +50,22 @@ HELDOUT_PATH = ROOT / "testdata" / "digits" / "heldout.json"
 REQUEST_PATH = ROOT / "examples" / "digits" / "request.json"
 
 
+def load_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return x_train, x_test, y_train, y_test: raw 0..16 pixels, int64 labels.
+
+    The one definition of the split: the CNN (train_digits_cnn.py) and the
+    calibration sets (testdata/digits/make_calibration.py) import it, so every
+    digits model is scored on the same held-out rows in heldout.json and is
+    never calibrated on them.
+    """
+    digits = load_digits()
+    x = digits.data.astype(np.float32)
+    y = digits.target.astype(np.int64)
+    return train_test_split(
+        x, y, test_size=TEST_FRACTION, stratify=y, random_state=SEED
+    )
+
+
 def train(x_train: np.ndarray, y_train: np.ndarray) -> MLPClassifier:
     """Train on pixels scaled to [0, 1], then fold the scale into the weights.
 
@@ -163,13 +179,7 @@ def write_text(path: pathlib.Path, text: str) -> None:
 
 
 def main() -> None:
-    digits = load_digits()
-    x = digits.data.astype(np.float32)
-    y = digits.target.astype(np.int64)
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, y, test_size=TEST_FRACTION, stratify=y, random_state=SEED
-    )
-
+    x_train, x_test, y_train, y_test = load_split()
     clf = train(x_train, y_train)
     accuracy = float((clf.predict(x_test) == y_test).mean())
     print(
