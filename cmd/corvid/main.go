@@ -4,6 +4,7 @@
 //	corvid predict MODEL --input FILE.json [--addr localhost:8500]
 //	corvid status  [MODEL] [--addr localhost:8500]
 //	corvid inspect MODEL.onnx
+//	corvid quantize [--calibration DATA.npz] IN.onnx OUT.onnx
 package main
 
 import (
@@ -24,6 +25,7 @@ Usage:
   corvid predict MODEL --input FILE   send one prediction request (JSON body as for REST)
   corvid status  [MODEL]              show a model's versions, or list all models
   corvid inspect MODEL.onnx           describe a model file and whether Corvid can serve it
+  corvid quantize IN.onnx OUT.onnx    write an int8 copy of a model (--calibration DATA.npz: static)
 
 Run 'corvid COMMAND -h' for a command's flags.
 `
@@ -54,6 +56,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runStatus(ctx, args[1:], stdout, stderr)
 	case "inspect":
 		return runInspect(args[1:], stdout, stderr)
+	case "quantize":
+		return runQuantize(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
