@@ -24,10 +24,15 @@ import (
 )
 
 // serve starts the default model on loopback and waits until it is ready.
-func serve(b *testing.B) *server.Server {
+func serve(b *testing.B) *server.Server { return serveDir(b, "") }
+
+// serveDir serves a model repository folder (the embedded default model
+// when dir is empty) on loopback until the benchmark ends, once ready.
+func serveDir(b *testing.B, dir string) *server.Server {
 	b.Helper()
 	cfg := config.Default()
 	cfg.GRPCAddr, cfg.HTTPAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Models = dir
 	srv, err := server.New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
@@ -43,13 +48,13 @@ func serve(b *testing.B) *server.Server {
 	})
 	conn := dial(b, srv.GRPCAddr())
 	hc := healthpb.NewHealthClient(conn)
-	for deadline := time.Now().Add(30 * time.Second); ; {
+	for deadline := time.Now().Add(60 * time.Second); ; {
 		resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
 		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
 			return srv
 		}
 		if time.Now().After(deadline) {
-			b.Fatal("server not ready after 30 s")
+			b.Fatal("server not ready after 60 s")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

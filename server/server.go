@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -25,9 +26,12 @@ import (
 	"github.com/corvidml/corvid/server/config"
 	"github.com/corvidml/corvid/server/gateway"
 	"github.com/corvidml/corvid/server/middleware"
+	"github.com/corvidml/corvid/server/npz"
 	"github.com/corvidml/corvid/server/onnx"
+	"github.com/corvidml/corvid/server/quantize"
 	"github.com/corvidml/corvid/server/repository"
 	"github.com/corvidml/corvid/server/runtime"
+	"github.com/corvidml/corvid/server/tensor"
 )
 
 // Server is a configured Corvid server whose listeners are open.
@@ -86,17 +90,52 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	return s, nil
 }
 
-// loader decodes, validates and compiles ONNX bytes.
+// loader decodes, validates and compiles a version, quantized as its
+// model.yaml asks.
 func loader(cfg config.Config, log *slog.Logger) repository.Loader {
-	return func(ctx context.Context, data []byte) (repository.Servable, error) {
-		g, err := onnx.Decode(data)
+	return func(ctx context.Context, req repository.LoadRequest) (repository.Servable, error) {
+		g, err := onnx.Decode(req.Model)
 		if err != nil {
 			return nil, err
 		}
-		return runtime.Compile(g, runtime.Options{
+		mode, err := runtime.ParseQuantization(req.Config.Quantization)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", repository.ConfigFile, err)
+		}
+		opts := runtime.Options{
 			MaxBatch: cfg.MaxBatch, MaxDim: cfg.MaxDim, MaxVariants: cfg.MaxVariants, Workers: cfg.Workers, Logger: log,
-		})
+			Quantization: mode,
+		}
+		if mode == runtime.QuantInt8Static {
+			if opts.Ranges, err = calibrate(ctx, g, req, opts, cfg.MaxModelBytes); err != nil {
+				return nil, err
+			}
+		}
+		return runtime.Compile(g, opts)
 	}
+}
+
+// calibrate measures, on the version's calibration set, the range of every
+// value int8-static quantizes.
+func calibrate(ctx context.Context, g *onnx.Graph, req repository.LoadRequest, opts runtime.Options, maxBytes int64) (map[string]runtime.Range, error) {
+	arrays, err := npz.Read(bytes.NewReader(req.Calibration), int64(len(req.Calibration)), maxBytes)
+	if err != nil {
+		return nil, fmt.Errorf("calibration set: %w", err)
+	}
+	names, err := runtime.QuantizableInputs(g)
+	if err != nil {
+		return nil, err
+	}
+	opts.Workers, opts.Quantization = 1, runtime.QuantFP32
+	ranges, err := quantize.Calibrate(ctx, req.Model, names, []map[string]*tensor.Tensor{arrays}, quantize.CalibrateOptions{Runtime: opts})
+	if err != nil {
+		return nil, fmt.Errorf("calibration set: %w", err)
+	}
+	out := make(map[string]runtime.Range, len(ranges))
+	for name, r := range ranges {
+		out[name] = runtime.Range{Min: r.Min, Max: r.Max}
+	}
+	return out, nil
 }
 
 func (s *Server) closeListeners() {

@@ -17,7 +17,8 @@ import (
 const statusUsage = `Usage: corvid status [MODEL] [flags]
 
 With MODEL, shows each of its versions: state, SHA-256 prefix, execution
-mode, inputs and outputs, and why a version failed to load. Without MODEL,
+mode (fp32, int8-dynamic, ...), kernel tier, inputs and outputs, and why a
+version failed to load. Without MODEL,
 lists every model the server knows. Flags may come before or after MODEL.
 
 Flags:
@@ -97,10 +98,10 @@ func writeModel(w io.Writer, m *corvidv1.ModelInfo) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "VERSION\tSTATE\tSHA256\tMODE\tINPUTS\tOUTPUTS")
+	fmt.Fprintln(tw, "VERSION\tSTATE\tSHA256\tMODE\tKERNELS\tINPUTS\tOUTPUTS")
 	for _, v := range m.GetVersions() {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", v.GetVersion(), stateName(v.GetState()),
-			shortHash(v.GetSha256()), modeName(v.GetExecutionMode()),
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", v.GetVersion(), stateName(v.GetState()),
+			shortHash(v.GetSha256()), modeName(v.GetExecutionMode()), orDash(v.GetKernelTier()),
 			signature(v.GetInputs()), signature(v.GetOutputs()))
 	}
 	if err := tw.Flush(); err != nil {
@@ -174,6 +175,14 @@ func modeName(m corvidv1.ExecutionMode) string {
 	}
 	name := strings.TrimPrefix(m.String(), "EXECUTION_MODE_")
 	return strings.ReplaceAll(strings.ToLower(name), "_", "-")
+}
+
+// orDash returns s, or "-" when it is empty.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // shortHash is the first 12 hex digits of a SHA-256, enough to tell files

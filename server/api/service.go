@@ -227,10 +227,7 @@ func modelInfo(ms repository.ModelStatus) *corvidv1.ModelInfo {
 			vs.LoadDuration = durationpb.New(v.LoadDuration)
 		}
 		if v.State == repository.StateAvailable {
-			vs.ExecutionMode = corvidv1.ExecutionMode_EXECUTION_MODE_FP32
-			if v.Quantized {
-				vs.ExecutionMode = corvidv1.ExecutionMode_EXECUTION_MODE_INT8_PREQUANTIZED
-			}
+			vs.ExecutionMode = executionModes[v.ExecutionMode]
 			vs.KernelTier = kernels.Active().String()
 		}
 		info.Versions = append(info.Versions, vs)
@@ -244,6 +241,15 @@ func tensorInfos(vs []onnx.ValueInfo) []*corvidv1.TensorInfo {
 		out = append(out, &corvidv1.TensorInfo{Name: v.Name, Dtype: dtypeToProto(v.DType), Shape: v.Shape})
 	}
 	return out
+}
+
+// executionModes maps a Servable's ExecutionMode to the API's; an unknown
+// mode is UNSPECIFIED.
+var executionModes = map[string]corvidv1.ExecutionMode{
+	"fp32":              corvidv1.ExecutionMode_EXECUTION_MODE_FP32,
+	"int8-dynamic":      corvidv1.ExecutionMode_EXECUTION_MODE_INT8_DYNAMIC,
+	"int8-static":       corvidv1.ExecutionMode_EXECUTION_MODE_INT8_STATIC,
+	"int8-prequantized": corvidv1.ExecutionMode_EXECUTION_MODE_INT8_PREQUANTIZED,
 }
 
 func stateToProto(s repository.State) corvidv1.ModelState {

@@ -7,7 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
+
 	"io/fs"
 	"log/slog"
 	"regexp"
@@ -58,13 +58,14 @@ type Servable interface {
 	Inputs() []onnx.ValueInfo
 	Outputs() []onnx.ValueInfo
 	MaxBatch() int
-	// Quantized reports whether the model computes with int8 operators.
-	Quantized() bool
+	// ExecutionMode is how the model computes: fp32, int8-dynamic,
+	// int8-static, or int8-prequantized (a model quantized before export).
+	ExecutionMode() string
 	Close()
 }
 
-// Loader turns model bytes into a Servable.
-type Loader func(ctx context.Context, data []byte) (Servable, error)
+// Loader turns a version's files into a Servable.
+type Loader func(ctx context.Context, req LoadRequest) (Servable, error)
 
 // State is where a version is in its life cycle.
 type State int
@@ -105,7 +106,8 @@ type VersionStatus struct {
 	Inputs       []onnx.ValueInfo
 	Outputs      []onnx.ValueInfo
 	MaxBatch     int
-	Quantized    bool
+	// ExecutionMode is the Servable's (set once AVAILABLE).
+	ExecutionMode string
 }
 
 // ModelStatus is a snapshot of a model and its versions, in ascending order.
@@ -257,44 +259,39 @@ func (r *Repository) loadVersion(ctx context.Context, name string, v int64) {
 	ver.status.Inputs = servable.Inputs()
 	ver.status.Outputs = servable.Outputs()
 	ver.status.MaxBatch = servable.MaxBatch()
-	ver.status.Quantized = servable.Quantized()
+	ver.status.ExecutionMode = servable.ExecutionMode()
 	r.log.Info("model version available", "model", name, "version", v, "sha256", sum, "load_time", took)
 }
 
 // read loads one version's file, returning its hash even when loading fails,
 // so a FAILED version can still be identified.
 func (r *Repository) read(ctx context.Context, name string, v int64) (string, Servable, error) {
-	path := name + "/" + strconv.FormatInt(v, 10) + "/" + ModelFile
-	f, err := r.fsys.Open(path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return "", nil, fmt.Errorf("version folder has no %s", ModelFile)
-		}
-		return "", nil, fmt.Errorf("open %s: %w", ModelFile, errors.Unwrap(err))
+	data, err := r.readLimited(name+"/"+strconv.FormatInt(v, 10)+"/"+ModelFile, r.maxBytes)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil, fmt.Errorf("version folder has no %s", ModelFile)
 	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, r.maxBytes+1))
 	if err != nil {
-		return "", nil, fmt.Errorf("read %s: %w", ModelFile, err)
-	}
-	if int64(len(data)) > r.maxBytes {
-		return "", nil, fmt.Errorf("%s is larger than the limit of %d bytes", ModelFile, r.maxBytes)
+		return "", nil, err
 	}
 	h := sha256.Sum256(data)
 	sum := hex.EncodeToString(h[:])
-	servable, err := r.safeLoad(ctx, data)
+	cfg, cal, err := r.readConfig(name)
+	if err != nil {
+		return sum, nil, err
+	}
+	servable, err := r.safeLoad(ctx, LoadRequest{Model: data, Config: cfg, Calibration: cal})
 	return sum, servable, err
 }
 
 // safeLoad calls the loader, turning a panic into an error: a bad model file
 // must never take the server down.
-func (r *Repository) safeLoad(ctx context.Context, data []byte) (s Servable, err error) {
+func (r *Repository) safeLoad(ctx context.Context, req LoadRequest) (s Servable, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			s, err = nil, fmt.Errorf("loader panicked: %v", p)
 		}
 	}()
-	return r.load(ctx, data)
+	return r.load(ctx, req)
 }
 
 // Resolve returns the servable for a request. version 0 and an empty label

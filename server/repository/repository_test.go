@@ -30,8 +30,11 @@ func TestValidateName(t *testing.T) {
 	}
 }
 
-// stub is a Servable that records Close.
-type stub struct{ closed bool }
+// stub is a Servable that records Close and what it was loaded from.
+type stub struct {
+	closed bool
+	req    LoadRequest
+}
 
 func (s *stub) Run(context.Context, map[string]*tensor.Tensor, []string) (map[string]*tensor.Tensor, error) {
 	return nil, nil
@@ -39,15 +42,15 @@ func (s *stub) Run(context.Context, map[string]*tensor.Tensor, []string) (map[st
 func (s *stub) Inputs() []onnx.ValueInfo  { return nil }
 func (s *stub) Outputs() []onnx.ValueInfo { return nil }
 func (s *stub) MaxBatch() int             { return 1 }
-func (s *stub) Quantized() bool           { return false }
+func (s *stub) ExecutionMode() string     { return s.req.Config.Quantization }
 func (s *stub) Close()                    { s.closed = true }
 
 // loaderFor loads "good" files and fails on others; "panic" panics.
 func loader() Loader {
-	return func(_ context.Context, data []byte) (Servable, error) {
-		switch string(data) {
+	return func(_ context.Context, req LoadRequest) (Servable, error) {
+		switch string(req.Model) {
 		case "good":
-			return &stub{}, nil
+			return &stub{req: req}, nil
 		case "panic":
 			panic("boom")
 		}

@@ -7,6 +7,13 @@
 // padding a batch up to its bucket and slicing results back, and the ops
 // Gorgonia lacks, written as custom gorgonia.Ops.
 //
+// After folding, the MatMul, Gemm and Conv nodes with constant weights are
+// fused with their bias and Relu into ops of Corvid's own over weights
+// packed once per model (fuse.go), computed in float32 or, per
+// Options.Quantization, on the int8 GEMM of package kernels (int8-dynamic,
+// int8-static); QDQ chains of pre-quantized models run on the int8 GEMM
+// whatever the mode.
+//
 // Gorgonia keeps values on graph nodes, so a graph and its runner belong to
 // one worker and serve one request at a time. The runner (lean.go) walks the
 // compiled graph in topological order on the caller's goroutine, calling each

@@ -14,12 +14,18 @@ import (
 // seqModel takes x [N S 4]: y = softmax over the sequence axis, z = x W
 // with W [4 3] — a stand-in for attention scores and a projection, whose
 // results change if a sequence is padded.
-func seqModel(t *testing.T, opts Options) *Model {
-	t.Helper()
+// seqWeights are seqModel's projection weights [4 3].
+func seqWeights() []float32 {
 	w := make([]float32, 12)
 	for i := range w {
 		w[i] = float32(i%5) - 2
 	}
+	return w
+}
+
+func seqModel(t *testing.T, opts Options) *Model {
+	t.Helper()
+	w := seqWeights()
 	g := &onnx.Graph{
 		Opsets: map[string]int64{onnx.DomainDefault: 17},
 		Inputs: []onnx.ValueInfo{{Name: "x", DType: tensor.Float32, Shape: []int64{-1, -1, 4}}},
@@ -73,7 +79,7 @@ func wantSeq(x []float32, n, s int, w []float32) (y, z []float32) {
 
 func TestDynamicSequence(t *testing.T) {
 	m := seqModel(t, Options{Workers: 1, MaxVariants: 3, MaxDim: 64})
-	w := m.plan.consts["w"].Data.([]float32)
+	w := seqWeights()
 	for _, o := range m.Outputs() {
 		if o.Shape[0] != -1 || o.Shape[1] != -1 {
 			t.Errorf("output %s shape %v, want batch and sequence dynamic", o.Name, o.Shape)

@@ -188,6 +188,27 @@ func (p *plan) fuse(mode Quantization, ranges map[string]Range) error {
 		steps = append(steps, fn)
 	}
 	p.steps = dropDead(steps, p.g.Outputs)
+	// The fused ops hold their weights packed: drop the constants no step
+	// reads any more, and the graph's copies, so that the float weights
+	// are not kept twice. p.g is a shallow copy: the caller's graph is
+	// untouched.
+	read := map[string]bool{}
+	for _, n := range p.steps {
+		for _, in := range n.Inputs {
+			read[in] = true
+		}
+	}
+	for _, o := range p.g.Outputs {
+		read[o.Name] = true
+	}
+	for name := range p.consts {
+		if !read[name] {
+			delete(p.consts, name)
+		}
+	}
+	g := *p.g
+	g.Initializers = nil
+	p.g = &g
 	return nil
 }
 
@@ -491,8 +512,10 @@ func (f *fuser) qdqActivation(x string) (float32, uint8, bool) {
 	return s1, z1, true
 }
 
-// scalarQParams reads a scalar float32 scale and a uint8 zero point (0
-// when absent). A missing zero point means uint8 0 for QuantizeLinear.
+// scalarQParams reads a scalar float32 scale and a uint8 or int8 zero
+// point (uint8 0 when absent, as QuantizeLinear has it). An int8 zero point
+// z comes back as the uint8 z+128: quantizing to uint8 with it gives the
+// int8 result plus 128, and the same (q - z) differences.
 func (f *fuser) scalarQParams(scale, zero string) (float32, uint8, bool) {
 	s := f.float32Const(scale)
 	if s == nil || len(s.Data.([]float32)) != 1 {
@@ -502,10 +525,20 @@ func (f *fuser) scalarQParams(scale, zero string) (float32, uint8, bool) {
 		return s.Data.([]float32)[0], 0, true
 	}
 	z := f.p.consts[zero]
-	if z == nil || z.DType != tensor.Uint8 || len(z.Data.([]uint8)) != 1 {
+	if z == nil {
 		return 0, 0, false
 	}
-	return s.Data.([]float32)[0], z.Data.([]uint8)[0], true
+	switch d := z.Data.(type) {
+	case []uint8:
+		if len(d) == 1 {
+			return s.Data.([]float32)[0], d[0], true
+		}
+	case []int8:
+		if len(d) == 1 {
+			return s.Data.([]float32)[0], uint8(int32(d[0]) + 128), true
+		}
+	}
+	return 0, 0, false
 }
 
 // dqWeights returns the int8 [K N] weights and per-column scales behind a
@@ -661,4 +694,28 @@ func transposeS8(x []int8, rows, cols int) []int8 {
 		}
 	}
 	return out
+}
+
+// QuantizableInputs lists the values QuantInt8Static needs a calibrated
+// Range for: the inputs of the MatMul, Gemm and Conv nodes the int8 modes
+// quantize (those with constant float weights and no QDQ of their own),
+// each once, in execution order.
+func QuantizableInputs(g *onnx.Graph) ([]string, error) {
+	p, err := newPlan(g, QuantFP32, nil)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, n := range p.steps {
+		if n.Domain != fusedDomain || slices.Contains(names, n.Inputs[0]) {
+			continue
+		}
+		if fd := p.fused.dense[n.Name]; fd != nil && fd.q == nil {
+			names = append(names, n.Inputs[0])
+		}
+		if fc := p.fused.conv[n.Name]; fc != nil && fc.q == nil {
+			names = append(names, n.Inputs[0])
+		}
+	}
+	return names, nil
 }

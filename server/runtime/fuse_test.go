@@ -236,8 +236,9 @@ func TestInt8StaticNeedsRanges(t *testing.T) {
 
 // qdqGraph is x -> QuantizeLinear -> DequantizeLinear -> op, with W =
 // DequantizeLinear(int8 constant, per-channel scales): what ONNX Runtime's
-// quantize_static writes. op is "MatMul" or "Conv".
-func qdqGraph(r *rand.Rand, op string) (*onnx.Graph, []int64) {
+// quantize_static writes. op is "MatMul" or "Conv"; signed makes the
+// activations int8 rather than uint8.
+func qdqGraph(r *rand.Rand, op string, signed bool) (*onnx.Graph, []int64) {
 	scalar := func(v float32) *tensor.Tensor {
 		return &tensor.Tensor{DType: tensor.Float32, Shape: []int64{}, Data: []float32{v}}
 	}
@@ -271,6 +272,9 @@ func qdqGraph(r *rand.Rand, op string) (*onnx.Graph, []int64) {
 		"xz": {DType: tensor.Uint8, Shape: []int64{}, Data: []uint8{131}},
 		"b":  leanRand(r, outC),
 	}
+	if signed {
+		init["xz"] = &tensor.Tensor{DType: tensor.Int8, Shape: []int64{}, Data: []int8{-5}}
+	}
 	xs := append([]int64{-1}, x[1:]...)
 	return &onnx.Graph{
 		Opsets:       map[string]int64{onnx.DomainDefault: 17},
@@ -299,10 +303,13 @@ func qdqOp(op string) onnx.Node {
 // TestQDQRunsOnInt8: the QDQ chain becomes one int8 op whose result is the
 // QDQ graph's own (computed node by node, unfused) up to float rounding.
 func TestQDQRunsOnInt8(t *testing.T) {
-	for _, op := range []string{"MatMul", "Conv"} {
-		t.Run(op, func(t *testing.T) {
+	for _, c := range []struct {
+		op     string
+		signed bool
+	}{{"MatMul", false}, {"MatMul", true}, {"Conv", false}, {"Conv", true}} {
+		t.Run(fmt.Sprintf("%s/signed=%t", c.op, c.signed), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(9, 10))
-			g, xs := qdqGraph(r, op)
+			g, xs := qdqGraph(r, c.op, c.signed)
 			for _, mode := range []Quantization{QuantFP32, QuantInt8Dynamic} {
 				m := compileQ(t, g, mode, nil)
 				if len(m.plan.steps) != 1 || m.plan.steps[0].Domain != fusedDomain {
@@ -328,5 +335,71 @@ func TestQDQRunsOnInt8(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkQuantModes runs the digits MLP and the 768-3072-768 MLP in each
+// quantization mode at batch 1 and 32 on one worker: Model.Run (the whole
+// request path), the lean runner alone (exec) and the same kernels called
+// in a straight line (kernels); exec minus kernels is the executor's own
+// cost. Compare the modes' Run times within one run for the int8 speedup.
+func BenchmarkQuantModes(b *testing.B) {
+	models := []struct {
+		name string
+		g    *onnx.Graph
+	}{
+		{"digits-64-16-10", leanDigits(b)},
+		{"mlp-768-3072-768", leanMLP(768, 3072, 768)},
+	}
+	for _, mc := range models {
+		names, err := QuantizableInputs(mc.g)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ranges := map[string]Range{}
+		for _, n := range names {
+			ranges[n] = Range{-4, 4} // timing does not depend on the values
+		}
+		for _, batch := range []int{1, 32} {
+			in := mc.g.Inputs[0]
+			x := leanRand(rand.New(rand.NewPCG(3, 4)), int64(batch), in.Shape[1])
+			inputs := map[string]*tensor.Tensor{in.Name: x}
+			ctx := context.Background()
+			for _, mode := range []Quantization{QuantFP32, QuantInt8Dynamic, QuantInt8Static} {
+				m, err := Compile(mc.g, Options{Workers: 1, Quantization: mode, Ranges: ranges})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := m.Run(ctx, inputs, nil); err != nil {
+					b.Fatal(err)
+				}
+				inst := instanceOf(b, m, batch)
+				prefix := fmt.Sprintf("%s/batch=%d/%v/", mc.name, batch, mode)
+				bare := bareKernels(b, inst.r.(*leanRunner))
+				b.Run(prefix+"kernels", func(b *testing.B) {
+					b.ReportAllocs()
+					for b.Loop() {
+						bare()
+					}
+				})
+				b.Run(prefix+"exec", func(b *testing.B) {
+					b.ReportAllocs()
+					for b.Loop() {
+						if err := inst.r.run(); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+				b.Run(prefix+"Run", func(b *testing.B) {
+					b.ReportAllocs()
+					for b.Loop() {
+						if _, err := m.Run(ctx, inputs, nil); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+				m.Close()
+			}
+		}
 	}
 }

@@ -33,6 +33,7 @@ import (
 //     bounded however many distinct sizes clients send.
 type Model struct {
 	plan        *plan
+	quant       Quantization
 	inputs      []onnx.ValueInfo
 	outputs     []onnx.ValueInfo
 	batched     bool  // some input has a dynamic first dimension
@@ -117,7 +118,7 @@ func Compile(g *onnx.Graph, opts Options) (_ *Model, err error) {
 		workers:  make(chan *worker, opts.Workers),
 		done:     make(chan struct{}),
 	}
-	m.maxDim, m.maxVariants = opts.MaxDim, opts.MaxVariants
+	m.maxDim, m.maxVariants, m.quant = opts.MaxDim, opts.MaxVariants, opts.Quantization
 	for i, in := range g.Inputs {
 		if in.Shape == nil {
 			return nil, fmt.Errorf("%w: input %q has no shape", onnx.ErrUnsupported, in.Name)
@@ -415,15 +416,20 @@ func (m *Model) Outputs() []onnx.ValueInfo { return slices.Clone(m.outputs) }
 var quantizedOps = []string{"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear",
 	"MatMulInteger", "ConvInteger", "QLinearMatMul", "QLinearConv"}
 
-// Quantized reports whether the model was quantized before export: it
-// computes with int8 operators on the int8 kernels.
-func (m *Model) Quantized() bool {
+// ExecutionMode is how the model computes: its Options.Quantization
+// ("fp32", "int8-dynamic", "int8-static"), or "int8-prequantized" for an
+// fp32 model quantized before export, which computes with int8 operators on
+// the int8 kernels.
+func (m *Model) ExecutionMode() string {
+	if m.quant != QuantFP32 {
+		return m.quant.String()
+	}
 	for _, n := range m.plan.g.Nodes {
 		if n.Domain == onnx.DomainDefault && slices.Contains(quantizedOps, n.OpType) {
-			return true
+			return "int8-prequantized"
 		}
 	}
-	return false
+	return QuantFP32.String()
 }
 
 // MaxBatch is the largest batch Run accepts: 1 when no input has a dynamic

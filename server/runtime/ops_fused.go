@@ -171,14 +171,24 @@ func buildFusedConv(b *builder, n *onnx.Node, in []*value) ([]*value, error) {
 
 // int8ConvKernel quantizes each image (dynamic) or the whole input
 // (static), runs ConvInteger's GEMM path and dequantizes with the bias and
-// ReLU: y[m][p] = sx * w_scale[m] * acc[m][p] + bias[m].
+// ReLU: y[m][p] = sx * w_scale[m] * acc[m][p] + bias[m]. With one group,
+// every image's rows go through one GEMM (M = batch * positions), which on
+// small images costs far less than a GEMM per image.
 type int8ConvKernel struct {
 	qc   *qconvKernel
 	q    *fusedInt8
 	bias []float32
 	relu bool
-	xu   []uint8
-	acc  []int32
+	xu   []uint8 // one image, quantized
+	acc  []int32 // one image's accumulators [M][P] (per-image path)
+
+	// The batched path (one group): each image's rows [P][K] of A, the
+	// GEMM's output [batch*P][M], and per image its scale and zero point.
+	a, col []uint8
+	c      []int32
+	sx     []float32
+	zx     []uint8
+	yt     []float32 // one image's output [P][M]
 }
 
 func (k *int8ConvKernel) String() string {
@@ -186,19 +196,15 @@ func (k *int8ConvKernel) String() string {
 }
 
 func (k *int8ConvKernel) run(out *gt.Dense, ins []*gt.Dense) error {
+	if k.qc.group == 1 {
+		return k.runBatched(out.Float32s(), ins[0].Float32s())
+	}
 	qc := k.qc
 	x, y := ins[0].Float32s(), out.Float32s()
 	inImage, p := qc.inC*qc.w.inSize(), qc.positions()
 	image := qc.outC * p
 	for n := range qc.batch {
-		xi := x[n*inImage : (n+1)*inImage]
-		sx, zx := k.q.sx, k.q.zx
-		var err error
-		if k.q.static {
-			err = kernels.QuantizeU8(k.xu, xi, sx, zx)
-		} else {
-			sx, zx, err = kernels.QuantizeDynamicU8(k.xu, xi)
-		}
+		sx, zx, err := k.quantize(k.xu, x[n*inImage:(n+1)*inImage])
 		if err != nil {
 			return err
 		}
@@ -217,6 +223,73 @@ func (k *int8ConvKernel) run(out *gt.Dense, ins []*gt.Dense) error {
 					v = 0
 				}
 				ym[i] = v
+			}
+		}
+	}
+	return nil
+}
+
+// quantize quantizes one image into dst with the static parameters, or
+// with its own range.
+func (k *int8ConvKernel) quantize(dst []uint8, x []float32) (float32, uint8, error) {
+	if k.q.static {
+		return k.q.sx, k.q.zx, kernels.QuantizeU8(dst, x, k.q.sx, k.q.zx)
+	}
+	return kernels.QuantizeDynamicU8(dst, x)
+}
+
+func (k *int8ConvKernel) runBatched(y, x []float32) error {
+	qc := k.qc
+	kk, p, inImage := qc.rows(), qc.positions(), qc.inC*qc.w.inSize()
+	mOut, batch := qc.outC, qc.batch
+	k.a = qconvGrow(k.a, batch*p*kk)
+	k.c = qconvGrow(k.c, batch*p*mOut)
+	k.sx = qconvGrow(k.sx, batch)
+	k.zx = qconvGrow(k.zx, batch)
+	if !qc.direct {
+		k.col = qconvGrow(k.col, kk*p)
+	}
+	uniform := true
+	for n := range batch {
+		sx, zx, err := k.quantize(k.xu, x[n*inImage:(n+1)*inImage])
+		if err != nil {
+			return err
+		}
+		k.sx[n], k.zx[n] = sx, zx
+		uniform = uniform && zx == k.zx[0]
+		col := k.xu
+		if !qc.direct {
+			col = k.col
+			im2colPad(&qc.w, qc.inC, k.xu, col, zx)
+		}
+		qconvTranspose(col, kk, p, k.a[n*p*kk:(n+1)*p*kk], nil, false, zx)
+	}
+	var aZero uint8
+	if uniform {
+		aZero = k.zx[0]
+	}
+	kernels.GemmU8S8(batch*p, k.a, kk, aZero, qc.packed[0], k.c, mOut)
+	cs := qc.packed[0].ColSums()
+	image := mOut * p
+	k.yt = qconvGrow(k.yt, p*mOut)
+	for n := range batch {
+		c, yi := k.c[n*p*mOut:(n+1)*p*mOut], y[n*image:(n+1)*image]
+		if z := int32(k.zx[n]); !uniform && z != 0 {
+			for i := range p {
+				row := c[i*mOut : (i+1)*mOut]
+				for m := range row {
+					row[m] -= z * cs[m]
+				}
+			}
+		}
+		// [P][M] rows dequantize with the kernels' epilogue (per-channel
+		// scales and bias along the row), then transpose to [M][P].
+		if err := kernels.DequantizeBiasReLU(c, p, mOut, mOut, k.sx[n], k.q.wScale, k.bias, k.relu, k.yt); err != nil {
+			return err
+		}
+		for i := range p {
+			for m, v := range k.yt[i*mOut : (i+1)*mOut] {
+				yi[m*p+i] = v
 			}
 		}
 	}

@@ -60,6 +60,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.MaxBatch < 1 || o.MaxBatch > MaxBatchLimit {
 		return o, fmt.Errorf("options: MaxBatch is %d, want 1 to %d", o.MaxBatch, MaxBatchLimit)
 	}
+	if o.Quantization < QuantFP32 || o.Quantization > QuantInt8Static {
+		return o, fmt.Errorf("options: Quantization is %v, want QuantFP32, QuantInt8Dynamic or QuantInt8Static", o.Quantization)
+	}
 	if o.MaxDim < 1 {
 		return o, fmt.Errorf("options: MaxDim is %d, want >= 1", o.MaxDim)
 	}

@@ -96,7 +96,8 @@ const (
 	ExecutionMode_EXECUTION_MODE_UNSPECIFIED ExecutionMode = 0
 	// 32-bit float throughout.
 	ExecutionMode_EXECUTION_MODE_FP32 ExecutionMode = 1
-	// int8 weights, activations quantized per batch at run time.
+	// int8 weights (per output channel), activations quantized per row at run
+	// time.
 	ExecutionMode_EXECUTION_MODE_INT8_DYNAMIC ExecutionMode = 2
 	// int8 weights and calibrated activation scales.
 	ExecutionMode_EXECUTION_MODE_INT8_STATIC ExecutionMode = 3
