@@ -7,7 +7,8 @@ import (
 )
 
 // TestMain fails the package if any test leaves a goroutine behind: every
-// server a test starts must shut down completely.
+// server a test starts must shut down completely. The kernels' GEMM worker
+// pool is process-wide and meant to outlive servers.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/corvidml/corvid/kernels.(*workerPool).loop"))
 }

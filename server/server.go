@@ -59,7 +59,9 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if cfg.Models != "" {
 		fsys = os.DirFS(cfg.Models)
 	}
-	s.repo = repository.New(fsys, loader(cfg, log), repository.Options{MaxModelBytes: cfg.MaxModelBytes, Logger: log})
+	s.repo = repository.New(fsys, loader(cfg, log), repository.Options{
+		MaxModelBytes: cfg.MaxModelBytes, Settle: time.Duration(cfg.Settle), Logger: log,
+	})
 
 	s.grpc = grpc.NewServer(append(middleware.ServerOptions(log),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
@@ -102,8 +104,12 @@ func loader(cfg config.Config, log *slog.Logger) repository.Loader {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", repository.ConfigFile, err)
 		}
+		workers := cfg.Workers
+		if req.Config.Instances > 0 {
+			workers = req.Config.Instances
+		}
 		opts := runtime.Options{
-			MaxBatch: cfg.MaxBatch, MaxDim: cfg.MaxDim, MaxVariants: cfg.MaxVariants, Workers: cfg.Workers, Logger: log,
+			MaxBatch: cfg.MaxBatch, MaxDim: cfg.MaxDim, MaxVariants: cfg.MaxVariants, Workers: workers, Logger: log,
 			Quantization: mode,
 		}
 		if mode == runtime.QuantInt8Static {
@@ -226,12 +232,13 @@ func (s *Server) Serve(ctx context.Context) error {
 	return serveErr
 }
 
+// loadModels loads the repository, reports readiness, and then keeps the
+// repository in step with its folder (hot reload) until ctx ends. The
+// embedded default models never change, so they are not watched.
 func (s *Server) loadModels(ctx context.Context) {
-	if err := s.repo.Scan(); err != nil {
+	if _, err := s.repo.Sync(ctx); err != nil {
 		s.log.Error("cannot read the model repository", "error", err)
-		return
 	}
-	s.repo.LoadPending(ctx)
 	ready, reason := s.repo.Ready()
 	s.setServing(ready)
 	if ready {
@@ -239,6 +246,13 @@ func (s *Server) loadModels(ctx context.Context) {
 	} else {
 		s.log.Warn("not ready", "reason", reason)
 	}
+	if s.cfg.Models == "" {
+		return
+	}
+	s.repo.Watch(ctx, s.cfg.Models, time.Duration(s.cfg.RescanInterval), func() {
+		ready, _ := s.repo.Ready()
+		s.setServing(ready)
+	})
 }
 
 func (s *Server) httpServer(h http.Handler) *http.Server {

@@ -66,10 +66,12 @@ func (s *Service) predict(ctx context.Context, req *corvidv1.PredictRequest, id 
 	if id == "" {
 		id = uuid.NewString()
 	}
-	servable, version, err := s.repo.Resolve(req.GetModel(), req.GetVersion(), req.GetVersionLabel())
+	servable, err := s.repo.Resolve(req.GetModel(), req.GetVersion(), req.GetVersionLabel())
 	if err != nil {
 		return nil, err
 	}
+	defer servable.Release()
+	version := servable.Version
 	if len(req.GetInputs()) == 0 {
 		return nil, fmt.Errorf("%w: no inputs, want %s", errInvalidRequest, describe(servable.Inputs()))
 	}
@@ -209,7 +211,10 @@ func (s *Service) ListModels(ctx context.Context, _ *corvidv1.ListModelsRequest)
 }
 
 func modelInfo(ms repository.ModelStatus) *corvidv1.ModelInfo {
-	info := &corvidv1.ModelInfo{Name: ms.Name}
+	info := &corvidv1.ModelInfo{Name: ms.Name, VersionPolicy: ms.Config.VersionPolicy.String()}
+	if ms.ConfigErr != nil {
+		info.ConfigError = ms.ConfigErr.Error()
+	}
 	for _, v := range ms.Versions {
 		vs := &corvidv1.ModelVersionStatus{
 			Version:      v.Version,
@@ -218,9 +223,14 @@ func modelInfo(ms repository.ModelStatus) *corvidv1.ModelInfo {
 			Inputs:       tensorInfos(v.Inputs),
 			Outputs:      tensorInfos(v.Outputs),
 			MaxBatchSize: int64(v.MaxBatch),
+			Labels:       v.Labels,
+			Metadata:     v.Metadata,
 		}
 		if v.Err != nil {
 			vs.Error = v.Err.Error()
+		}
+		if v.ReloadErr != nil {
+			vs.ReloadError = v.ReloadErr.Error()
 		}
 		if !v.LoadedAt.IsZero() {
 			vs.LoadedAt = timestamppb.New(v.LoadedAt)

@@ -42,8 +42,16 @@ type Config struct {
 	// dimensions; the least recently used is dropped first.
 	MaxVariants int `json:"max_variants"`
 	// Workers is the number of compiled graph instances per model version; 0
-	// means one per CPU the process may use.
+	// means one per CPU the process may use. A model's model.yaml may set
+	// its own (instances).
 	Workers int `json:"workers"`
+	// RescanInterval is how often the model repository is rescanned, in
+	// addition to the file-system events that trigger a rescan at once.
+	RescanInterval Duration `json:"rescan_interval"`
+	// Settle is how long a new or changed model file must keep its size and
+	// modification time before it loads (a file still being copied must
+	// not load half-written).
+	Settle Duration `json:"settle"`
 	// StreamConcurrency bounds the requests of one Stream computed at once.
 	StreamConcurrency int `json:"stream_concurrency"`
 
@@ -81,6 +89,8 @@ func Default() Config {
 		MaxDim:               4096,
 		MaxVariants:          16,
 		StreamConcurrency:    32,
+		RescanInterval:       Duration(2 * time.Second),
+		Settle:               Duration(500 * time.Millisecond),
 		ReadHeaderTimeout:    Duration(5 * time.Second),
 		ReadTimeout:          Duration(30 * time.Second),
 		WriteTimeout:         Duration(30 * time.Second),
@@ -135,6 +145,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxVariants < 1 || c.MaxVariants > 1024 {
 		bad("max_variants is %d, want 1..1024", c.MaxVariants)
+	}
+	if c.RescanInterval < Duration(10*time.Millisecond) {
+		bad("rescan_interval is %v, want >= 10ms", time.Duration(c.RescanInterval))
+	}
+	if c.Settle < 0 {
+		bad("settle is %v, want >= 0", time.Duration(c.Settle))
 	}
 	if c.Workers < 0 {
 		bad("workers is %d, want >= 0 (0: one per CPU)", c.Workers)

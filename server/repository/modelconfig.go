@@ -1,12 +1,17 @@
 package repository
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"path"
+	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"sigs.k8s.io/yaml"
 )
@@ -41,6 +46,231 @@ type ModelConfig struct {
 	// inside the model's folder holding one array per graph input, first
 	// axis the samples. Default calibration.npz.
 	Calibration string `json:"calibration"`
+	// VersionPolicy chooses the versions to load: `{latest: N}` (the
+	// default is {latest: 1}, as in TF Serving and Triton), `{specific: [1,
+	// 3]}` or `all`. Versions that labels, routing.traffic or
+	// routing.shadow name are loaded too.
+	VersionPolicy VersionPolicy `json:"version_policy"`
+	// Labels name versions (`stable: 3`); a request may ask for a label.
+	// A label must point to a version that is loaded.
+	Labels map[string]int64 `json:"labels"`
+	// Instances is the number of compiled graph instances (workers) per
+	// version; 0 means the server's default (one per core).
+	Instances int `json:"instances"`
+	// Batching, when set, queues requests to a version and runs them in
+	// batches.
+	Batching *BatchingConfig `json:"batching"`
+	// Routing splits traffic between versions and mirrors it to a shadow.
+	Routing *RoutingConfig `json:"routing"`
+}
+
+// VersionPolicy is `{latest: N}`, `{specific: [...]}` or `all`.
+type VersionPolicy struct {
+	Latest   int     `json:"latest,omitempty"`
+	Specific []int64 `json:"specific,omitempty"`
+	All      bool    `json:"-"`
+}
+
+// UnmarshalJSON accepts the string "all" as well as the object forms.
+func (p *VersionPolicy) UnmarshalJSON(b []byte) error {
+	var s string
+	if json.Unmarshal(b, &s) == nil {
+		if s != "all" {
+			return fmt.Errorf("got %q, want all, {latest: N} or {specific: [versions]}", s)
+		}
+		*p = VersionPolicy{All: true}
+		return nil
+	}
+	type plain VersionPolicy
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var v plain
+	if err := dec.Decode(&v); err != nil {
+		return fmt.Errorf("want all, {latest: N} or {specific: [versions]}: %w", err)
+	}
+	*p = VersionPolicy(v)
+	return nil
+}
+
+// wants reports which of the versions found (ascending) the policy loads.
+func (p VersionPolicy) wants(found []int64) map[int64]bool {
+	out := map[int64]bool{}
+	switch {
+	case p.All:
+		for _, v := range found {
+			out[v] = true
+		}
+	case len(p.Specific) > 0:
+		for _, v := range p.Specific {
+			if slices.Contains(found, v) {
+				out[v] = true
+			}
+		}
+	default:
+		n := max(p.Latest, 1)
+		for i := len(found) - 1; i >= 0 && len(out) < n; i-- {
+			out[found[i]] = true
+		}
+	}
+	return out
+}
+
+func (p VersionPolicy) String() string {
+	switch {
+	case p.All:
+		return "all"
+	case len(p.Specific) > 0:
+		return fmt.Sprintf("specific %v", p.Specific)
+	}
+	return fmt.Sprintf("latest %d", max(p.Latest, 1))
+}
+
+// BatchingConfig is model.yaml's batching section.
+type BatchingConfig struct {
+	// MaxBatchSize caps the rows of one batch (default: the model's max).
+	MaxBatchSize int `json:"max_batch_size"`
+	// MaxQueueDelay is how long the first request of a batch may wait for
+	// others, e.g. "500us".
+	MaxQueueDelay Duration `json:"max_queue_delay"`
+	// PreferredBatchSizes cut a batch as soon as it reaches one of them.
+	PreferredBatchSizes []int `json:"preferred_batch_sizes"`
+	// MaxQueueSize bounds the queued requests; more are refused at once.
+	MaxQueueSize int `json:"max_queue_size"`
+	// Timeout bounds a request's time in the queue and in the model.
+	Timeout Duration `json:"timeout"`
+}
+
+// RoutingConfig is model.yaml's routing section.
+type RoutingConfig struct {
+	// Traffic splits requests that name no version or label by weight:
+	// `{3: 90, 4: 10}`.
+	Traffic map[string]int `json:"traffic"`
+	// StickyBy names the request metadata key whose value routes a request
+	// (routing_key by default): the same value always reaches the same
+	// version while the weights stay the same.
+	StickyBy string `json:"sticky_by"`
+	// Shadow mirrors a sample of the traffic to a version whose results are
+	// compared with the primary's and never returned.
+	Shadow *ShadowConfig `json:"shadow"`
+}
+
+// ShadowConfig is routing.shadow.
+type ShadowConfig struct {
+	Version   int64    `json:"version"`
+	Sample    float64  `json:"sample"`
+	QueueSize int      `json:"queue_size"`
+	Timeout   Duration `json:"timeout"`
+}
+
+// Duration is a time.Duration written as "500us" or "2s" in YAML.
+type Duration time.Duration
+
+// UnmarshalJSON parses a Go duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("want a duration such as \"500us\" or \"2s\", got %s", b)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return fmt.Errorf("want a duration such as \"500us\" or \"2s\", got %q", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// validate checks what can be checked without knowing the versions on
+// disk; errors name the key as model.yaml spells it.
+func (c *ModelConfig) validate() error {
+	if c.Quantization == "" {
+		c.Quantization = QuantFP32
+	}
+	switch c.Quantization {
+	case QuantFP32, QuantInt8Dynamic, QuantInt8Static:
+	default:
+		return fmt.Errorf("quantization: got %q, want %s, %s or %s", c.Quantization, QuantFP32, QuantInt8Dynamic, QuantInt8Static)
+	}
+	if c.Calibration != "" && c.Quantization != QuantInt8Static {
+		return fmt.Errorf("calibration: set, but quantization is %s; only %s uses a calibration set", c.Quantization, QuantInt8Static)
+	}
+	p := c.VersionPolicy
+	if p.Latest < 0 {
+		return fmt.Errorf("version_policy.latest: got %d, want >= 1", p.Latest)
+	}
+	if p.Latest > 0 && len(p.Specific) > 0 {
+		return fmt.Errorf("version_policy: set either latest or specific, not both")
+	}
+	for _, v := range p.Specific {
+		if v < 1 {
+			return fmt.Errorf("version_policy.specific: version %d, want positive integers", v)
+		}
+	}
+	for name, v := range c.Labels {
+		if err := ValidateName(name); err != nil {
+			return fmt.Errorf("labels: %w", err)
+		}
+		if v < 1 {
+			return fmt.Errorf("labels.%s: version %d, want a positive integer", name, v)
+		}
+	}
+	if c.Instances < 0 || c.Instances > 1024 {
+		return fmt.Errorf("instances: got %d, want 0 (one per core) to 1024", c.Instances)
+	}
+	if b := c.Batching; b != nil {
+		if b.MaxBatchSize < 0 || b.MaxQueueSize < 0 {
+			return fmt.Errorf("batching: max_batch_size and max_queue_size must be >= 0, got %d and %d", b.MaxBatchSize, b.MaxQueueSize)
+		}
+		for _, n := range b.PreferredBatchSizes {
+			if n < 1 || (b.MaxBatchSize > 0 && n > b.MaxBatchSize) {
+				return fmt.Errorf("batching.preferred_batch_sizes: %d, want 1 to max_batch_size", n)
+			}
+		}
+	}
+	if r := c.Routing; r != nil {
+		total := 0
+		for k, w := range r.Traffic {
+			v, err := strconv.ParseInt(k, 10, 64)
+			if err != nil || v < 1 {
+				return fmt.Errorf("routing.traffic: key %q, want a version number", k)
+			}
+			if w < 0 {
+				return fmt.Errorf("routing.traffic.%s: weight %d, want >= 0", k, w)
+			}
+			total += w
+		}
+		if len(r.Traffic) > 0 && total == 0 {
+			return fmt.Errorf("routing.traffic: every weight is 0")
+		}
+		if s := r.Shadow; s != nil {
+			if s.Version < 1 {
+				return fmt.Errorf("routing.shadow.version: got %d, want a version number", s.Version)
+			}
+			if s.Sample < 0 || s.Sample > 1 {
+				return fmt.Errorf("routing.shadow.sample: got %v, want 0 to 1", s.Sample)
+			}
+		}
+	}
+	return nil
+}
+
+// TrafficWeights returns routing.traffic by version (nil when unset).
+func (c *ModelConfig) TrafficWeights() map[int64]int {
+	if c.Routing == nil || len(c.Routing.Traffic) == 0 {
+		return nil
+	}
+	out := make(map[int64]int, len(c.Routing.Traffic))
+	for k, w := range c.Routing.Traffic {
+		v, _ := strconv.ParseInt(k, 10, 64) // checked by validate
+		out[v] = w
+	}
+	return out
+}
+
+// loadKey is what the versions of a model were compiled with: a change
+// reloads them.
+func (c *ModelConfig) loadKey() string {
+	b, _ := json.Marshal([]any{c.Quantization, c.Calibration, c.Instances})
+	return string(b)
 }
 
 // LoadRequest is what a Loader gets for one version.
@@ -54,50 +284,62 @@ type LoadRequest struct {
 	Calibration []byte
 }
 
-// readConfig reads and checks DIR/<model>/model.yaml, and the calibration
-// set it calls for; every error names the file and the key.
-func (r *Repository) readConfig(name string) (ModelConfig, []byte, error) {
+// readConfig reads and checks DIR/<model>/model.yaml (defaults when there
+// is none); every error names the file and the key.
+func (r *Repository) readConfig(name string) (ModelConfig, error) {
 	cfg := ModelConfig{Quantization: QuantFP32}
 	data, err := r.readLimited(name+"/"+ConfigFile, maxConfigBytes)
 	if errors.Is(err, fs.ErrNotExist) {
-		return cfg, nil, nil
+		return cfg, nil
 	}
 	if err != nil {
-		return cfg, nil, err
+		return cfg, err
 	}
 	if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
-		return cfg, nil, fmt.Errorf("%s: %w", ConfigFile, err)
+		return cfg, fmt.Errorf("%s: %w", ConfigFile, err)
 	}
-	if cfg.Quantization == "" {
-		cfg.Quantization = QuantFP32
+	if err := cfg.validate(); err != nil {
+		return cfg, fmt.Errorf("%s: %w", ConfigFile, err)
 	}
-	switch cfg.Quantization {
-	case QuantFP32, QuantInt8Dynamic, QuantInt8Static:
-	default:
-		return cfg, nil, fmt.Errorf("%s: quantization: got %q, want %s, %s or %s", ConfigFile, cfg.Quantization, QuantFP32, QuantInt8Dynamic, QuantInt8Static)
+	if cfg.Quantization == QuantInt8Static {
+		if _, err := calibrationPath(name, cfg); err != nil {
+			return cfg, err
+		}
 	}
-	if cfg.Calibration != "" && cfg.Quantization != QuantInt8Static {
-		return cfg, nil, fmt.Errorf("%s: calibration: set, but quantization is %s; only %s uses a calibration set", ConfigFile, cfg.Quantization, QuantInt8Static)
-	}
-	if cfg.Quantization != QuantInt8Static {
-		return cfg, nil, nil
-	}
+	return cfg, nil
+}
+
+// calibrationPath is the calibration set's path for int8-static.
+func calibrationPath(name string, cfg ModelConfig) (string, error) {
 	file := cfg.Calibration
 	if file == "" {
 		file = DefaultCalibrationFile
 	}
 	clean := path.Clean(file)
 	if path.IsAbs(file) || strings.Contains(file, "\\") || clean == ".." || strings.HasPrefix(clean, "../") || !fs.ValidPath(clean) {
-		return cfg, nil, fmt.Errorf("%s: calibration: got %q, want a path inside the model's folder", ConfigFile, file)
+		return "", fmt.Errorf("%s: calibration: got %q, want a path inside the model's folder", ConfigFile, file)
 	}
-	cal, err := r.readLimited(name+"/"+clean, r.maxBytes)
+	return name + "/" + clean, nil
+}
+
+// readCalibration reads the calibration set int8-static needs (nil for the
+// other modes).
+func (r *Repository) readCalibration(name string, cfg ModelConfig) ([]byte, error) {
+	if cfg.Quantization != QuantInt8Static {
+		return nil, nil
+	}
+	p, err := calibrationPath(name, cfg)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return cfg, nil, fmt.Errorf("%s: quantization: %s needs a calibration set, and %s/%s does not exist", ConfigFile, QuantInt8Static, name, clean)
-		}
-		return cfg, nil, fmt.Errorf("%s: calibration: %w", ConfigFile, err)
+		return nil, err
 	}
-	return cfg, cal, nil
+	cal, err := r.readLimited(p, r.maxBytes)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: quantization: %s needs a calibration set, and %s does not exist", ConfigFile, QuantInt8Static, p)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: calibration: %w", ConfigFile, err)
+	}
+	return cal, nil
 }
 
 // readLimited reads a file of the repository, refusing one over limit

@@ -34,10 +34,9 @@ func TestModelConfig(t *testing.T) {
 		"notyaml/1/model.onnx":      good,
 	}
 	r := New(fsys, loader(), Options{})
-	if err := r.Scan(); err != nil {
+	if _, err := r.Sync(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	r.LoadPending(context.Background())
 	for _, tt := range []struct {
 		model, mode, cal, err string
 	}{
@@ -70,11 +69,12 @@ func TestModelConfig(t *testing.T) {
 		if v.ExecutionMode != tt.mode {
 			t.Errorf("%s: execution mode %q, want %q", tt.model, v.ExecutionMode, tt.mode)
 		}
-		s, _, err := r.Resolve(tt.model, 0, "")
+		s, err := r.Resolve(tt.model, 0, "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := string(s.(*stub).req.Calibration); got != tt.cal {
+		s.Release()
+		if got := string(s.Servable.(*stub).req.Calibration); got != tt.cal {
 			t.Errorf("%s: calibration %q, want %q", tt.model, got, tt.cal)
 		}
 	}

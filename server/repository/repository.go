@@ -1,13 +1,9 @@
 package repository
 
 import (
-	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-
 	"io/fs"
 	"log/slog"
 	"regexp"
@@ -108,19 +104,55 @@ type VersionStatus struct {
 	MaxBatch     int
 	// ExecutionMode is the Servable's (set once AVAILABLE).
 	ExecutionMode string
+	// ReloadErr is set when a new file for this version failed to load:
+	// the version keeps serving the file it had.
+	ReloadErr error
+	// Labels are the labels that point to this version.
+	Labels []string
+	// Metadata is the version's meta.yaml, flattened to strings.
+	Metadata map[string]string
 }
 
 // ModelStatus is a snapshot of a model and its versions, in ascending order.
 type ModelStatus struct {
 	Name     string
 	Versions []VersionStatus
+	// Config is the model.yaml in effect.
+	Config ModelConfig
+	// ConfigErr is set when model.yaml could not be used: the previous
+	// settings (or the defaults) stay in effect.
+	ConfigErr error
 }
 
-// version is the live record of one version; mutable fields are guarded by
+// loaded is one loaded file of a version, with the requests running on it.
+type loaded struct {
+	s        Servable
+	inflight sync.WaitGroup
+}
+
+// version is the live record of one version; its fields are guarded by
 // Repository.mu.
 type version struct {
-	status   VersionStatus
-	servable Servable
+	status VersionStatus
+	cur    *loaded   // what serves; nil unless AVAILABLE
+	stamp  fileStamp // the file cur was loaded from
+	key    string    // ModelConfig.loadKey it was loaded with
+	// failed is the file that last failed to load: it is not tried again
+	// until it changes.
+	failed fileStamp
+}
+
+// model is one model's versions and settings, guarded by Repository.mu.
+type model struct {
+	versions  map[int64]*version
+	cfg       ModelConfig
+	cfgStamp  fileStamp
+	cfgErr    error
+	cfgOK     bool // a model.yaml (or none) was accepted
+	seen      bool // plan has applied its config once
+	unwanted  bool // the control API unloaded it: no version loads until Load
+	onDisk    bool
+	lastFound []int64
 }
 
 // Repository holds every model found in a folder.
@@ -128,17 +160,26 @@ type Repository struct {
 	fsys     fs.FS
 	load     Loader
 	maxBytes int64
+	settle   time.Duration
 	log      *slog.Logger
 
 	mu     sync.RWMutex
-	models map[string]map[int64]*version
-	loaded bool // the initial load pass is over
+	models map[string]*model
+	loaded bool // the first Sync is over
+
+	syncMu  sync.Mutex           // one Sync at a time
+	pending map[string]pendingAt // files seen changing, by path (syncMu)
+	drains  sync.WaitGroup       // versions draining before Close
 }
 
 // Options configures a Repository.
 type Options struct {
 	// MaxModelBytes bounds a model file; larger files FAIL without being read.
 	MaxModelBytes int64
+	// Settle is how long a new or changed file must keep its size and
+	// modification time before a Sync after the first loads it, so that a
+	// file still being copied is not loaded half-written. Default 500 ms.
+	Settle time.Duration
 	// Logger receives load events; nil discards them.
 	Logger *slog.Logger
 }
@@ -152,187 +193,94 @@ func New(fsys fs.FS, load Loader, opts Options) *Repository {
 	if opts.MaxModelBytes <= 0 {
 		opts.MaxModelBytes = 1 << 30
 	}
-	return &Repository{fsys: fsys, load: load, maxBytes: opts.MaxModelBytes, log: log, models: map[string]map[int64]*version{}}
+	if opts.Settle <= 0 {
+		opts.Settle = 500 * time.Millisecond
+	}
+	return &Repository{
+		fsys: fsys, load: load, maxBytes: opts.MaxModelBytes, settle: opts.Settle, log: log,
+		models: map[string]*model{}, pending: map[string]pendingAt{},
+	}
 }
 
-// Scan discovers models and versions and records each new version as LOADING.
-// Folders whose names are not valid model names or positive version numbers
-// are skipped with a warning.
-func (r *Repository) Scan() error {
-	entries, err := fs.ReadDir(r.fsys, ".")
-	if err != nil {
-		return fmt.Errorf("read model repository: %w", err)
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, e := range entries {
-		if !e.IsDir() {
-			continue
-		}
-		name := e.Name()
-		if err := ValidateName(name); err != nil {
-			r.log.Warn("skipping folder in model repository", "folder", name, "reason", err.Error())
-			continue
-		}
-		vents, err := fs.ReadDir(r.fsys, name)
-		if err != nil {
-			r.log.Warn("skipping unreadable model folder", "model", name, "error", err)
-			continue
-		}
-		for _, ve := range vents {
-			if !ve.IsDir() {
-				continue
-			}
-			v, err := strconv.ParseInt(ve.Name(), 10, 64)
-			if err != nil || v < 1 || strconv.FormatInt(v, 10) != ve.Name() {
-				r.log.Warn("skipping folder that is not a version number", "model", name, "folder", ve.Name())
-				continue
-			}
-			versions := r.models[name]
-			if versions == nil {
-				versions = map[int64]*version{}
-				r.models[name] = versions
-			}
-			if _, ok := versions[v]; !ok {
-				versions[v] = &version{status: VersionStatus{Version: v, State: StateLoading}}
-			}
-		}
-	}
-	return nil
+// Lease is a version handed to one request. Release must be called when the
+// request is done with it: a version being replaced or unloaded waits for
+// its leases before it closes.
+type Lease struct {
+	Servable
+	// Version is the version number that serves.
+	Version int64
+	l       *loaded
+	once    sync.Once
 }
 
-// LoadPending loads every version that is LOADING, one at a time (so that
-// loading cannot take all memory at once), and marks the initial pass done.
-func (r *Repository) LoadPending(ctx context.Context) {
-	for _, p := range r.pending() {
-		if ctx.Err() != nil {
-			return
-		}
-		r.loadVersion(ctx, p.name, p.version)
-	}
-	r.mu.Lock()
-	r.loaded = true
-	r.mu.Unlock()
-}
+// Release returns the lease.
+func (l *Lease) Release() { l.once.Do(l.l.inflight.Done) }
 
-type ref struct {
-	name    string
-	version int64
-}
-
-func (r *Repository) pending() []ref {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	var out []ref
-	for name, versions := range r.models {
-		for v, ver := range versions {
-			if ver.status.State == StateLoading {
-				out = append(out, ref{name, v})
-			}
-		}
-	}
-	slices.SortFunc(out, func(a, b ref) int {
-		return cmp.Or(cmp.Compare(a.name, b.name), cmp.Compare(a.version, b.version))
-	})
-	return out
-}
-
-func (r *Repository) loadVersion(ctx context.Context, name string, v int64) {
-	start := time.Now()
-	sum, servable, err := r.read(ctx, name, v)
-	took := time.Since(start)
-
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	ver := r.models[name][v]
-	ver.status.SHA256 = sum
-	ver.status.LoadedAt = time.Now()
-	ver.status.LoadDuration = took
-	if err != nil {
-		ver.status.State = StateFailed
-		ver.status.Err = err
-		r.log.Error("model version failed to load", "model", name, "version", v, "error", err.Error())
-		return
-	}
-	ver.servable = servable
-	ver.status.State = StateAvailable
-	ver.status.Inputs = servable.Inputs()
-	ver.status.Outputs = servable.Outputs()
-	ver.status.MaxBatch = servable.MaxBatch()
-	ver.status.ExecutionMode = servable.ExecutionMode()
-	r.log.Info("model version available", "model", name, "version", v, "sha256", sum, "load_time", took)
-}
-
-// read loads one version's file, returning its hash even when loading fails,
-// so a FAILED version can still be identified.
-func (r *Repository) read(ctx context.Context, name string, v int64) (string, Servable, error) {
-	data, err := r.readLimited(name+"/"+strconv.FormatInt(v, 10)+"/"+ModelFile, r.maxBytes)
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", nil, fmt.Errorf("version folder has no %s", ModelFile)
-	}
-	if err != nil {
-		return "", nil, err
-	}
-	h := sha256.Sum256(data)
-	sum := hex.EncodeToString(h[:])
-	cfg, cal, err := r.readConfig(name)
-	if err != nil {
-		return sum, nil, err
-	}
-	servable, err := r.safeLoad(ctx, LoadRequest{Model: data, Config: cfg, Calibration: cal})
-	return sum, servable, err
-}
-
-// safeLoad calls the loader, turning a panic into an error: a bad model file
-// must never take the server down.
-func (r *Repository) safeLoad(ctx context.Context, req LoadRequest) (s Servable, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			s, err = nil, fmt.Errorf("loader panicked: %v", p)
-		}
-	}()
-	return r.load(ctx, req)
-}
-
-// Resolve returns the servable for a request. version 0 and an empty label
-// select the highest AVAILABLE version. Labels are not defined yet, so any
-// label is NotFound.
-func (r *Repository) Resolve(name string, v int64, label string) (Servable, int64, error) {
+// Resolve returns a lease on the version that serves a request: the version
+// asked for, the one a label points to, or, when the request names neither,
+// the highest AVAILABLE version.
+func (r *Repository) Resolve(name string, v int64, label string) (*Lease, error) {
 	if err := ValidateName(name); err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	versions, ok := r.models[name]
+	m, ok := r.models[name]
 	if !ok {
-		return nil, 0, fmt.Errorf("model %q: %w", name, ErrNotFound)
-	}
-	if label != "" {
-		return nil, 0, fmt.Errorf("model %q has no version labelled %q: %w", name, label, ErrNotFound)
+		return nil, fmt.Errorf("model %q: %w", name, ErrNotFound)
 	}
 	if v < 0 {
-		return nil, 0, fmt.Errorf("model %q version %d: %w (versions are positive integers)", name, v, ErrNotFound)
+		return nil, fmt.Errorf("model %q version %d: %w (versions are positive integers)", name, v, ErrNotFound)
+	}
+	if label != "" {
+		lv, ok := m.cfg.Labels[label]
+		if !ok {
+			return nil, fmt.Errorf("model %q has no version labelled %q (labels: %s): %w", name, label, labelList(m.cfg.Labels), ErrNotFound)
+		}
+		if v != 0 && v != lv {
+			return nil, fmt.Errorf("model %q: version %d asked for, but label %q points to version %d: %w", name, v, label, lv, ErrNotFound)
+		}
+		v = lv
 	}
 	if v > 0 {
-		ver, ok := versions[v]
+		ver, ok := m.versions[v]
 		if !ok {
-			return nil, 0, fmt.Errorf("model %q version %d: %w (versions: %s)", name, v, ErrNotFound, versionList(versions))
+			return nil, fmt.Errorf("model %q version %d: %w (versions: %s)", name, v, ErrNotFound, versionList(m.versions))
 		}
-		if ver.status.State != StateAvailable {
-			return nil, 0, fmt.Errorf("model %q version %d is %s: %w", name, v, ver.status.State, ErrUnavailable)
+		if ver.cur == nil {
+			return nil, fmt.Errorf("model %q version %d is %s: %w", name, v, ver.status.State, ErrUnavailable)
 		}
-		return ver.servable, v, nil
+		return lease(ver.cur, v), nil
 	}
 	var best int64
-	for n, ver := range versions {
-		if ver.status.State == StateAvailable && n > best {
+	for n, ver := range m.versions {
+		if ver.cur != nil && n > best {
 			best = n
 		}
 	}
 	if best == 0 {
-		return nil, 0, fmt.Errorf("model %q has no available version (%s): %w", name, stateList(versions), ErrUnavailable)
+		return nil, fmt.Errorf("model %q has no available version (%s): %w", name, stateList(m.versions), ErrUnavailable)
 	}
-	return versions[best].servable, best, nil
+	return lease(m.versions[best].cur, best), nil
+}
+
+// lease must be called with r.mu held (read or write): a version is only
+// retired under the write lock, after which no new lease can reach it.
+func lease(l *loaded, v int64) *Lease {
+	l.inflight.Add(1)
+	return &Lease{Servable: l.s, Version: v, l: l}
+}
+
+func labelList(labels map[string]int64) string {
+	if len(labels) == 0 {
+		return "none"
+	}
+	names := make([]string, 0, len(labels))
+	for n := range labels {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
 }
 
 func sortedVersions(versions map[int64]*version) []int64 {
@@ -351,6 +299,9 @@ func versionList(versions map[int64]*version) string {
 }
 
 func stateList(versions map[int64]*version) string {
+	if len(versions) == 0 {
+		return "no versions"
+	}
 	return describeVersions(versions, func(v int64, ver *version) string { return fmt.Sprintf("v%d %s", v, ver.status.State) })
 }
 
@@ -369,17 +320,25 @@ func (r *Repository) Status(name string) (ModelStatus, error) {
 	}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	versions, ok := r.models[name]
+	m, ok := r.models[name]
 	if !ok {
 		return ModelStatus{}, fmt.Errorf("model %q: %w", name, ErrNotFound)
 	}
-	return snapshot(name, versions), nil
+	return snapshot(name, m), nil
 }
 
-func snapshot(name string, versions map[int64]*version) ModelStatus {
-	ms := ModelStatus{Name: name}
-	for _, v := range sortedVersions(versions) {
-		ms.Versions = append(ms.Versions, versions[v].status)
+func snapshot(name string, m *model) ModelStatus {
+	ms := ModelStatus{Name: name, Config: m.cfg, ConfigErr: m.cfgErr}
+	for _, v := range sortedVersions(m.versions) {
+		st := m.versions[v].status
+		st.Labels = nil
+		for label, lv := range m.cfg.Labels {
+			if lv == v {
+				st.Labels = append(st.Labels, label)
+			}
+		}
+		slices.Sort(st.Labels)
+		ms.Versions = append(ms.Versions, st)
 	}
 	return ms
 }
@@ -400,8 +359,8 @@ func (r *Repository) List() []ModelStatus {
 	return out
 }
 
-// Ready reports whether the initial load pass is over and every model has at
-// least one AVAILABLE version; when it is not, the reason says what is missing.
+// Ready reports whether the first Sync is over and every model has at least
+// one AVAILABLE version; when it is not, the reason says what is missing.
 // Like Triton's strict readiness, a model that cannot serve keeps the server
 // from reporting ready, so a broken rollout is caught by its readiness probe.
 func (r *Repository) Ready() (bool, string) {
@@ -419,33 +378,49 @@ func (r *Repository) Ready() (bool, string) {
 	}
 	slices.Sort(names)
 	for _, n := range names {
-		ok := false
-		for _, v := range r.models[n] {
-			if v.status.State == StateAvailable {
-				ok = true
-				break
-			}
+		m := r.models[n]
+		if m.unwanted {
+			continue // unloaded on purpose through the control API
 		}
-		if !ok {
-			return false, fmt.Sprintf("model %q has no available version (%s)", n, stateList(r.models[n]))
+		if !slices.ContainsFunc(sortedVersions(m.versions), func(v int64) bool { return m.versions[v].cur != nil }) {
+			return false, fmt.Sprintf("model %q has no available version (%s)", n, stateList(m.versions))
 		}
 	}
 	return true, ""
 }
 
-// Close unloads every version. Requests must have drained before it is called.
+// retire takes a loaded file out of service: it closes once the requests
+// holding leases on it have finished. Call with r.mu held for writing, after
+// the version no longer points to l. done, if set, runs after the close,
+// with r.mu held.
+func (r *Repository) retire(l *loaded, done func()) {
+	r.drains.Add(1)
+	go func() {
+		defer r.drains.Done()
+		l.inflight.Wait()
+		l.s.Close()
+		if done != nil {
+			r.mu.Lock()
+			done()
+			r.mu.Unlock()
+		}
+	}()
+}
+
+// Close unloads every version, waiting for the requests running on them.
 func (r *Repository) Close() {
+	r.syncMu.Lock()
+	defer r.syncMu.Unlock()
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, versions := range r.models {
-		for _, v := range versions {
-			if v.servable != nil {
-				v.servable.Close()
-				v.servable = nil
-			}
-			if v.status.State == StateAvailable {
+	for _, m := range r.models {
+		for _, v := range m.versions {
+			if v.cur != nil {
+				r.retire(v.cur, nil)
+				v.cur = nil
 				v.status.State = StateUnloaded
 			}
 		}
 	}
+	r.mu.Unlock()
+	r.drains.Wait()
 }

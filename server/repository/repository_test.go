@@ -58,8 +58,10 @@ func loader() Loader {
 	}
 }
 
-func TestScanLoadResolve(t *testing.T) {
+func TestSyncResolve(t *testing.T) {
+	all := &fstest.MapFile{Data: []byte("version_policy: all\n")}
 	fsys := fstest.MapFS{
+		"m/model.yaml":        all,
 		"m/1/model.onnx":      {Data: []byte("good")},
 		"m/2/model.onnx":      {Data: []byte("good")},
 		"m/3/model.onnx":      {Data: []byte("bad")},
@@ -72,26 +74,23 @@ func TestScanLoadResolve(t *testing.T) {
 		"big/1/model.onnx":    {Data: []byte(strings.Repeat("x", 100))},
 		"loose-file.onnx":     {Data: []byte("good")},
 		"failed/1/model.onnx": {Data: []byte("bad")},
+		// latest 1 (the default): v2 is broken, so v1 serves in its place.
+		"latest/1/model.onnx": {Data: []byte("good")},
+		"latest/2/model.onnx": {Data: []byte("bad")},
 	}
 	r := New(fsys, loader(), Options{MaxModelBytes: 50})
 	if ready, _ := r.Ready(); ready {
 		t.Fatal("ready before loading")
 	}
-	if err := r.Scan(); err != nil {
+	if _, err := r.Sync(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	// Found but not loaded yet: Unavailable, not NotFound.
-	if _, _, err := r.Resolve("m", 1, ""); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "LOADING") {
-		t.Errorf("Resolve before loading = %v, want ErrUnavailable saying LOADING", err)
-	}
-	r.LoadPending(context.Background())
-
 	list := r.List()
 	var names []string
 	for _, m := range list {
 		names = append(names, m.Name)
 	}
-	if got, want := strings.Join(names, ","), "big,failed,m"; got != want {
+	if got, want := strings.Join(names, ","), "big,failed,latest,m"; got != want {
 		t.Fatalf("models %s, want %s", got, want)
 	}
 	m, err := r.Status("m")
@@ -117,10 +116,16 @@ func TestScanLoadResolve(t *testing.T) {
 	if e := big.Versions[0].Err; e == nil || !strings.Contains(e.Error(), "limit of 50 bytes") {
 		t.Errorf("big error %v, want the size limit", e)
 	}
+	latest, _ := r.Status("latest")
+	if len(latest.Versions) != 2 || latest.Versions[0].State != StateAvailable || latest.Versions[1].State != StateFailed {
+		t.Errorf("latest: %+v, want v1 AVAILABLE and v2 FAILED", latest.Versions)
+	}
 
 	// Default routing picks the highest available version, not the highest.
-	if _, v, err := r.Resolve("m", 0, ""); err != nil || v != 2 {
-		t.Errorf("Resolve(m) = v%d, %v; want v2", v, err)
+	if l, err := r.Resolve("m", 0, ""); err != nil || l.Version != 2 {
+		t.Errorf("Resolve(m) = %v, %v; want v2", l, err)
+	} else {
+		l.Release()
 	}
 	for _, tt := range []struct {
 		name    string
@@ -136,7 +141,7 @@ func TestScanLoadResolve(t *testing.T) {
 		{"failed", 0, "", ErrUnavailable},
 		{"../m", 0, "", ErrInvalidName},
 	} {
-		if _, _, err := r.Resolve(tt.name, tt.version, tt.label); !errors.Is(err, tt.want) {
+		if _, err := r.Resolve(tt.name, tt.version, tt.label); !errors.Is(err, tt.want) {
 			t.Errorf("Resolve(%q, %d, %q) = %v, want %v", tt.name, tt.version, tt.label, err, tt.want)
 		}
 	}
@@ -144,7 +149,7 @@ func TestScanLoadResolve(t *testing.T) {
 		t.Errorf("Ready() = %v %q, want false naming big", ready, reason)
 	}
 	r.Close()
-	if _, _, err := r.Resolve("m", 1, ""); !errors.Is(err, ErrUnavailable) {
+	if _, err := r.Resolve("m", 1, ""); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Resolve after Close = %v, want ErrUnavailable", err)
 	}
 }

@@ -173,9 +173,17 @@ type ModelVersionStatus struct {
 	ExecutionMode ExecutionMode `protobuf:"varint,9,opt,name=execution_mode,json=executionMode,proto3,enum=corvid.v1.ExecutionMode" json:"execution_mode,omitempty"`
 	// Largest batch (first dimension) accepted in one request.
 	MaxBatchSize int64 `protobuf:"varint,10,opt,name=max_batch_size,json=maxBatchSize,proto3" json:"max_batch_size,omitempty"`
-	// The compute kernels serving the version: "avx512vnni", "avx2" or
-	// "generic" (pure Go), as chosen from the CPU or CORVID_KERNELS.
-	KernelTier    string `protobuf:"bytes,11,opt,name=kernel_tier,json=kernelTier,proto3" json:"kernel_tier,omitempty"`
+	// The compute kernels serving the version: "amx", "avx512vnni", "avx2"
+	// or "generic" (pure Go), as chosen from the CPU or CORVID_KERNELS.
+	KernelTier string `protobuf:"bytes,11,opt,name=kernel_tier,json=kernelTier,proto3" json:"kernel_tier,omitempty"`
+	// The labels (model.yaml `labels`) that point to this version.
+	Labels []string `protobuf:"bytes,12,rep,name=labels,proto3" json:"labels,omitempty"`
+	// Set when a new file for this version failed to load: the version
+	// keeps serving the file it had.
+	ReloadError string `protobuf:"bytes,13,opt,name=reload_error,json=reloadError,proto3" json:"reload_error,omitempty"`
+	// The version's meta.yaml (training data hash, parameters, metrics,
+	// source commit), values as written or, for lists and maps, as JSON.
+	Metadata      map[string]string `protobuf:"bytes,14,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -287,13 +295,39 @@ func (x *ModelVersionStatus) GetKernelTier() string {
 	return ""
 }
 
+func (x *ModelVersionStatus) GetLabels() []string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *ModelVersionStatus) GetReloadError() string {
+	if x != nil {
+		return x.ReloadError
+	}
+	return ""
+}
+
+func (x *ModelVersionStatus) GetMetadata() map[string]string {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
 // ModelInfo is a model and all of its versions.
 type ModelInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Model name, matching `^[a-z0-9][a-z0-9._-]{0,63}$`.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Every version found, in ascending order.
-	Versions      []*ModelVersionStatus `protobuf:"bytes,2,rep,name=versions,proto3" json:"versions,omitempty"`
+	Versions []*ModelVersionStatus `protobuf:"bytes,2,rep,name=versions,proto3" json:"versions,omitempty"`
+	// Why the model's model.yaml was rejected; the previous settings (or the
+	// defaults) stay in effect.
+	ConfigError string `protobuf:"bytes,3,opt,name=config_error,json=configError,proto3" json:"config_error,omitempty"`
+	// The version policy in effect: "latest 1", "specific [3 4]" or "all".
+	VersionPolicy string `protobuf:"bytes,4,opt,name=version_policy,json=versionPolicy,proto3" json:"version_policy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -342,11 +376,25 @@ func (x *ModelInfo) GetVersions() []*ModelVersionStatus {
 	return nil
 }
 
+func (x *ModelInfo) GetConfigError() string {
+	if x != nil {
+		return x.ConfigError
+	}
+	return ""
+}
+
+func (x *ModelInfo) GetVersionPolicy() string {
+	if x != nil {
+		return x.VersionPolicy
+	}
+	return ""
+}
+
 var File_corvid_v1_model_proto protoreflect.FileDescriptor
 
 const file_corvid_v1_model_proto_rawDesc = "" +
 	"\n" +
-	"\x15corvid/v1/model.proto\x12\tcorvid.v1\x1a\x16corvid/v1/tensor.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xea\x03\n" +
+	"\x15corvid/v1/model.proto\x12\tcorvid.v1\x1a\x16corvid/v1/tensor.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xab\x05\n" +
 	"\x12ModelVersionStatus\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x03R\aversion\x12+\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x15.corvid.v1.ModelStateR\x05state\x12\x14\n" +
@@ -360,10 +408,18 @@ const file_corvid_v1_model_proto_rawDesc = "" +
 	"\x0emax_batch_size\x18\n" +
 	" \x01(\x03R\fmaxBatchSize\x12\x1f\n" +
 	"\vkernel_tier\x18\v \x01(\tR\n" +
-	"kernelTier\"Z\n" +
+	"kernelTier\x12\x16\n" +
+	"\x06labels\x18\f \x03(\tR\x06labels\x12!\n" +
+	"\freload_error\x18\r \x01(\tR\vreloadError\x12G\n" +
+	"\bmetadata\x18\x0e \x03(\v2+.corvid.v1.ModelVersionStatus.MetadataEntryR\bmetadata\x1a;\n" +
+	"\rMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa4\x01\n" +
 	"\tModelInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x129\n" +
-	"\bversions\x18\x02 \x03(\v2\x1d.corvid.v1.ModelVersionStatusR\bversions*\xaa\x01\n" +
+	"\bversions\x18\x02 \x03(\v2\x1d.corvid.v1.ModelVersionStatusR\bversions\x12!\n" +
+	"\fconfig_error\x18\x03 \x01(\tR\vconfigError\x12%\n" +
+	"\x0eversion_policy\x18\x04 \x01(\tR\rversionPolicy*\xaa\x01\n" +
 	"\n" +
 	"ModelState\x12\x1b\n" +
 	"\x17MODEL_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -392,29 +448,31 @@ func file_corvid_v1_model_proto_rawDescGZIP() []byte {
 }
 
 var file_corvid_v1_model_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_corvid_v1_model_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_corvid_v1_model_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_corvid_v1_model_proto_goTypes = []any{
 	(ModelState)(0),               // 0: corvid.v1.ModelState
 	(ExecutionMode)(0),            // 1: corvid.v1.ExecutionMode
 	(*ModelVersionStatus)(nil),    // 2: corvid.v1.ModelVersionStatus
 	(*ModelInfo)(nil),             // 3: corvid.v1.ModelInfo
-	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 5: google.protobuf.Duration
-	(*TensorInfo)(nil),            // 6: corvid.v1.TensorInfo
+	nil,                           // 4: corvid.v1.ModelVersionStatus.MetadataEntry
+	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 6: google.protobuf.Duration
+	(*TensorInfo)(nil),            // 7: corvid.v1.TensorInfo
 }
 var file_corvid_v1_model_proto_depIdxs = []int32{
 	0, // 0: corvid.v1.ModelVersionStatus.state:type_name -> corvid.v1.ModelState
-	4, // 1: corvid.v1.ModelVersionStatus.loaded_at:type_name -> google.protobuf.Timestamp
-	5, // 2: corvid.v1.ModelVersionStatus.load_duration:type_name -> google.protobuf.Duration
-	6, // 3: corvid.v1.ModelVersionStatus.inputs:type_name -> corvid.v1.TensorInfo
-	6, // 4: corvid.v1.ModelVersionStatus.outputs:type_name -> corvid.v1.TensorInfo
+	5, // 1: corvid.v1.ModelVersionStatus.loaded_at:type_name -> google.protobuf.Timestamp
+	6, // 2: corvid.v1.ModelVersionStatus.load_duration:type_name -> google.protobuf.Duration
+	7, // 3: corvid.v1.ModelVersionStatus.inputs:type_name -> corvid.v1.TensorInfo
+	7, // 4: corvid.v1.ModelVersionStatus.outputs:type_name -> corvid.v1.TensorInfo
 	1, // 5: corvid.v1.ModelVersionStatus.execution_mode:type_name -> corvid.v1.ExecutionMode
-	2, // 6: corvid.v1.ModelInfo.versions:type_name -> corvid.v1.ModelVersionStatus
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	4, // 6: corvid.v1.ModelVersionStatus.metadata:type_name -> corvid.v1.ModelVersionStatus.MetadataEntry
+	2, // 7: corvid.v1.ModelInfo.versions:type_name -> corvid.v1.ModelVersionStatus
+	8, // [8:8] is the sub-list for method output_type
+	8, // [8:8] is the sub-list for method input_type
+	8, // [8:8] is the sub-list for extension type_name
+	8, // [8:8] is the sub-list for extension extendee
+	0, // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_corvid_v1_model_proto_init() }
@@ -429,7 +487,7 @@ func file_corvid_v1_model_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_corvid_v1_model_proto_rawDesc), len(file_corvid_v1_model_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   2,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

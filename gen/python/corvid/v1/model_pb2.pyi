@@ -41,7 +41,14 @@ EXECUTION_MODE_INT8_STATIC: ExecutionMode
 EXECUTION_MODE_INT8_PREQUANTIZED: ExecutionMode
 
 class ModelVersionStatus(_message.Message):
-    __slots__ = ("version", "state", "error", "sha256", "loaded_at", "load_duration", "inputs", "outputs", "execution_mode", "max_batch_size", "kernel_tier")
+    __slots__ = ("version", "state", "error", "sha256", "loaded_at", "load_duration", "inputs", "outputs", "execution_mode", "max_batch_size", "kernel_tier", "labels", "reload_error", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
@@ -53,6 +60,9 @@ class ModelVersionStatus(_message.Message):
     EXECUTION_MODE_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     KERNEL_TIER_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    RELOAD_ERROR_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
     version: int
     state: ModelState
     error: str
@@ -64,12 +74,19 @@ class ModelVersionStatus(_message.Message):
     execution_mode: ExecutionMode
     max_batch_size: int
     kernel_tier: str
-    def __init__(self, version: _Optional[int] = ..., state: _Optional[_Union[ModelState, str]] = ..., error: _Optional[str] = ..., sha256: _Optional[str] = ..., loaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., load_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., inputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorInfo, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorInfo, _Mapping]]] = ..., execution_mode: _Optional[_Union[ExecutionMode, str]] = ..., max_batch_size: _Optional[int] = ..., kernel_tier: _Optional[str] = ...) -> None: ...
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    reload_error: str
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, version: _Optional[int] = ..., state: _Optional[_Union[ModelState, str]] = ..., error: _Optional[str] = ..., sha256: _Optional[str] = ..., loaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., load_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., inputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorInfo, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorInfo, _Mapping]]] = ..., execution_mode: _Optional[_Union[ExecutionMode, str]] = ..., max_batch_size: _Optional[int] = ..., kernel_tier: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., reload_error: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "versions")
+    __slots__ = ("name", "versions", "config_error", "version_policy")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_ERROR_FIELD_NUMBER: _ClassVar[int]
+    VERSION_POLICY_FIELD_NUMBER: _ClassVar[int]
     name: str
     versions: _containers.RepeatedCompositeFieldContainer[ModelVersionStatus]
-    def __init__(self, name: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[ModelVersionStatus, _Mapping]]] = ...) -> None: ...
+    config_error: str
+    version_policy: str
+    def __init__(self, name: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[ModelVersionStatus, _Mapping]]] = ..., config_error: _Optional[str] = ..., version_policy: _Optional[str] = ...) -> None: ...
