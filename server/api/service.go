@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -66,7 +67,7 @@ func (s *Service) predict(ctx context.Context, req *corvidv1.PredictRequest, id 
 	if id == "" {
 		id = uuid.NewString()
 	}
-	servable, err := s.repo.Resolve(req.GetModel(), req.GetVersion(), req.GetVersionLabel())
+	servable, err := s.repo.Resolve(req.GetModel(), req.GetVersion(), req.GetVersionLabel(), s.routingKey(ctx, req))
 	if err != nil {
 		return nil, err
 	}
@@ -91,6 +92,8 @@ func (s *Service) predict(ctx context.Context, req *corvidv1.PredictRequest, id 
 	if err != nil {
 		return nil, fmt.Errorf("model %q version %d: %w", req.GetModel(), version, err)
 	}
+	// The shadow gets its copy now; encoding below only reads the tensors.
+	servable.Mirror(inputs, req.GetOutputFilter(), outputs)
 	resp := &corvidv1.PredictResponse{
 		Model:     req.GetModel(),
 		Version:   version,
@@ -103,6 +106,22 @@ func (s *Service) predict(ctx context.Context, req *corvidv1.PredictRequest, id 
 		resp.Outputs[name] = encodeTensor(t, raw)
 	}
 	return resp, nil
+}
+
+// routingKey is the value that routes req when the model splits traffic:
+// its routing_key, or the request metadata key model.yaml names in
+// routing.sticky_by.
+func (s *Service) routingKey(ctx context.Context, req *corvidv1.PredictRequest) string {
+	by := s.repo.StickyBy(req.GetModel())
+	if by == "routing_key" {
+		return req.GetRoutingKey()
+	}
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if vals := md.Get(by); len(vals) > 0 {
+			return vals[0]
+		}
+	}
+	return ""
 }
 
 // describe lists a signature for error messages: `input fp32 [-1 64]`.
@@ -231,6 +250,16 @@ func modelInfo(ms repository.ModelStatus) *corvidv1.ModelInfo {
 		}
 		if v.ReloadErr != nil {
 			vs.ReloadError = v.ReloadErr.Error()
+		}
+		vs.TrafficWeight = int32(v.TrafficWeight)
+		if sh := v.Shadow; sh != nil {
+			vs.Shadow = &corvidv1.ShadowStatus{
+				Sample: sh.Sample, Offered: sh.Offered, Sampled: sh.Sampled, Dropped: sh.Dropped,
+				Failed: sh.Failed, TimedOut: sh.TimedOut, Compared: sh.Compared,
+				LabelRows: sh.LabelRows, Agreement: sh.Agreement,
+				MeanAbsDiff: sh.MeanAbsDiff, MaxAbsDiff: sh.MaxAbsDiff, Mismatched: sh.Mismatched,
+				LatencyP50: durationpb.New(sh.LatencyP50), LatencyP99: durationpb.New(sh.LatencyP99),
+			}
 		}
 		if !v.LoadedAt.IsZero() {
 			vs.LoadedAt = timestamppb.New(v.LoadedAt)

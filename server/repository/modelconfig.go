@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/corvidml/corvid/server/routing"
 )
 
 // ConfigFile is the name of a model's settings file, beside its version
@@ -156,10 +158,23 @@ type RoutingConfig struct {
 
 // ShadowConfig is routing.shadow.
 type ShadowConfig struct {
-	Version   int64    `json:"version"`
-	Sample    float64  `json:"sample"`
-	QueueSize int      `json:"queue_size"`
-	Timeout   Duration `json:"timeout"`
+	// Version is the shadow version: it gets copies, never callers.
+	Version int64 `json:"version"`
+	// Sample is the share of requests copied (default 1).
+	Sample *float64 `json:"sample"`
+	// QueueSize bounds the copies waiting; more are dropped and counted.
+	QueueSize int `json:"queue_size"`
+	// Timeout bounds one shadow run (default 1s).
+	Timeout Duration `json:"timeout"`
+}
+
+// routingShadow is the routing package's form of s.
+func (s *ShadowConfig) routingShadow() routing.ShadowConfig {
+	sample := 1.0
+	if s.Sample != nil {
+		sample = *s.Sample
+	}
+	return routing.ShadowConfig{Sample: sample, QueueSize: s.QueueSize, Timeout: time.Duration(s.Timeout)}
 }
 
 // Duration is a time.Duration written as "500us" or "2s" in YAML.
@@ -227,27 +242,29 @@ func (c *ModelConfig) validate() error {
 		}
 	}
 	if r := c.Routing; r != nil {
-		total := 0
-		for k, w := range r.Traffic {
-			v, err := strconv.ParseInt(k, 10, 64)
-			if err != nil || v < 1 {
+		for k := range r.Traffic {
+			if v, err := strconv.ParseInt(k, 10, 64); err != nil || v < 1 {
 				return fmt.Errorf("routing.traffic: key %q, want a version number", k)
 			}
-			if w < 0 {
-				return fmt.Errorf("routing.traffic.%s: weight %d, want >= 0", k, w)
-			}
-			total += w
 		}
-		if len(r.Traffic) > 0 && total == 0 {
-			return fmt.Errorf("routing.traffic: every weight is 0")
+		if len(r.Traffic) > 0 {
+			if _, err := routing.NewSplit(c.TrafficWeights()); err != nil {
+				return err
+			}
 		}
 		if s := r.Shadow; s != nil {
 			if s.Version < 1 {
 				return fmt.Errorf("routing.shadow.version: got %d, want a version number", s.Version)
 			}
-			if s.Sample < 0 || s.Sample > 1 {
-				return fmt.Errorf("routing.shadow.sample: got %v, want 0 to 1", s.Sample)
+			if err := s.routingShadow().Validate(); err != nil {
+				return err
 			}
+			if w := c.TrafficWeights(); w[s.Version] > 0 {
+				return fmt.Errorf("routing.shadow.version: %d also takes traffic (routing.traffic); a shadow gets copies only", s.Version)
+			}
+		}
+		if r.StickyBy != "" && r.StickyBy != "routing_key" && strings.ToLower(r.StickyBy) != r.StickyBy {
+			return fmt.Errorf("routing.sticky_by: %q, want routing_key or a lowercase request metadata key", r.StickyBy)
 		}
 	}
 	return nil

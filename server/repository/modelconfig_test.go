@@ -69,7 +69,7 @@ func TestModelConfig(t *testing.T) {
 		if v.ExecutionMode != tt.mode {
 			t.Errorf("%s: execution mode %q, want %q", tt.model, v.ExecutionMode, tt.mode)
 		}
-		s, err := r.Resolve(tt.model, 0, "")
+		s, err := r.Resolve(tt.model, 0, "", "")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/corvidml/corvid/server/onnx"
+	"github.com/corvidml/corvid/server/routing"
 	"github.com/corvidml/corvid/server/tensor"
 )
 
@@ -111,6 +113,18 @@ type VersionStatus struct {
 	Labels []string
 	// Metadata is the version's meta.yaml, flattened to strings.
 	Metadata map[string]string
+	// TrafficWeight is the version's routing.traffic weight (0 without a
+	// split).
+	TrafficWeight int
+	// Shadow holds the comparison figures when this version is the
+	// model's shadow.
+	Shadow *ShadowStatus
+}
+
+// ShadowStatus is a shadow version's share of traffic and figures.
+type ShadowStatus struct {
+	Sample float64
+	routing.ShadowStats
 }
 
 // ModelStatus is a snapshot of a model and its versions, in ascending order.
@@ -153,6 +167,11 @@ type model struct {
 	unwanted  bool // the control API unloaded it: no version loads until Load
 	onDisk    bool
 	lastFound []int64
+
+	// Routing, from cfg: the traffic split (nil: the highest available
+	// version serves) and the shadow (nil: none).
+	split  *routing.Split
+	shadow *routing.Shadow
 }
 
 // Repository holds every model found in a folder.
@@ -210,16 +229,29 @@ type Lease struct {
 	// Version is the version number that serves.
 	Version int64
 	l       *loaded
+	shadow  *routing.Shadow
 	once    sync.Once
 }
 
 // Release returns the lease.
 func (l *Lease) Release() { l.once.Do(l.l.inflight.Done) }
 
+// Mirror offers the request and the primary's outputs to the model's shadow
+// version, if it has one; it never waits. inputs and primary must not be
+// changed afterwards.
+func (l *Lease) Mirror(inputs map[string]*tensor.Tensor, outputs []string, primary map[string]*tensor.Tensor) {
+	if l.shadow != nil {
+		l.shadow.Offer(inputs, outputs, primary)
+	}
+}
+
 // Resolve returns a lease on the version that serves a request: the version
 // asked for, the one a label points to, or, when the request names neither,
-// the highest AVAILABLE version.
-func (r *Repository) Resolve(name string, v int64, label string) (*Lease, error) {
+// the version routing.traffic picks for key (the same key, the same version,
+// while the weights stay; no key, random by weight) or, without a split, the
+// highest AVAILABLE version. A split's pick that cannot serve gives way to
+// another version of the split that can, then to the highest available.
+func (r *Repository) Resolve(name string, v int64, label, key string) (*Lease, error) {
 	if err := ValidateName(name); err != nil {
 		return nil, err
 	}
@@ -250,25 +282,90 @@ func (r *Repository) Resolve(name string, v int64, label string) (*Lease, error)
 		if ver.cur == nil {
 			return nil, fmt.Errorf("model %q version %d is %s: %w", name, v, ver.status.State, ErrUnavailable)
 		}
-		return lease(ver.cur, v), nil
+		return m.lease(ver.cur, v), nil
+	}
+	if m.split != nil {
+		pick := m.split.Pick(key)
+		if ver := m.versions[pick]; ver != nil && ver.cur != nil {
+			return m.lease(ver.cur, pick), nil
+		}
+		for _, sv := range slices.Sorted(maps.Keys(m.split.Weights())) {
+			if ver := m.versions[sv]; ver != nil && ver.cur != nil && m.split.Weights()[sv] > 0 {
+				return m.lease(ver.cur, sv), nil
+			}
+		}
 	}
 	var best int64
 	for n, ver := range m.versions {
-		if ver.cur != nil && n > best {
+		if ver.cur != nil && n > best && (m.shadow == nil || n != m.cfg.Routing.Shadow.Version) {
 			best = n
 		}
 	}
 	if best == 0 {
 		return nil, fmt.Errorf("model %q has no available version (%s): %w", name, stateList(m.versions), ErrUnavailable)
 	}
-	return lease(m.versions[best].cur, best), nil
+	return m.lease(m.versions[best].cur, best), nil
 }
 
 // lease must be called with r.mu held (read or write): a version is only
-// retired under the write lock, after which no new lease can reach it.
-func lease(l *loaded, v int64) *Lease {
+// retired under the write lock, after which no new lease can reach it. A
+// request to any version but the shadow itself is mirrored to the shadow.
+func (m *model) lease(l *loaded, v int64) *Lease {
 	l.inflight.Add(1)
-	return &Lease{Servable: l.s, Version: v, l: l}
+	out := &Lease{Servable: l.s, Version: v, l: l}
+	if m.shadow != nil && v != m.cfg.Routing.Shadow.Version {
+		out.shadow = m.shadow
+	}
+	return out
+}
+
+// closeShadow stops m's shadow, if any, in the background: Close waits
+// for shadow runs, which take r.mu. Call with r.mu held for writing.
+func (r *Repository) closeShadow(m *model) {
+	if m.shadow == nil {
+		return
+	}
+	sh := m.shadow
+	m.shadow = nil
+	r.drains.Add(1)
+	go func() {
+		defer r.drains.Done()
+		sh.Close()
+	}()
+}
+
+// StickyBy is the request metadata key whose value routes a model's
+// requests ("routing_key", the request's own field, by default).
+func (r *Repository) StickyBy(name string) string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if m := r.models[name]; m != nil && m.cfg.Routing != nil && m.cfg.Routing.StickyBy != "" {
+		return m.cfg.Routing.StickyBy
+	}
+	return "routing_key"
+}
+
+// applyRouting builds the split and the shadow of m's config. Call with
+// r.mu held for writing.
+func (r *Repository) applyRouting(name string, m *model) {
+	m.split = nil
+	if w := m.cfg.TrafficWeights(); w != nil {
+		m.split, _ = routing.NewSplit(w) // validated with the config
+	}
+	r.closeShadow(m)
+	if m.cfg.Routing == nil || m.cfg.Routing.Shadow == nil {
+		return
+	}
+	sv := m.cfg.Routing.Shadow.Version
+	run := func(ctx context.Context, in map[string]*tensor.Tensor, out []string) (map[string]*tensor.Tensor, error) {
+		l, err := r.Resolve(name, sv, "", "")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Release()
+		return l.Run(ctx, in, out)
+	}
+	m.shadow = routing.NewShadow(run, m.cfg.Routing.Shadow.routingShadow(), routing.Compare)
 }
 
 func labelList(labels map[string]int64) string {
@@ -329,8 +426,13 @@ func (r *Repository) Status(name string) (ModelStatus, error) {
 
 func snapshot(name string, m *model) ModelStatus {
 	ms := ModelStatus{Name: name, Config: m.cfg, ConfigErr: m.cfgErr}
+	weights := m.cfg.TrafficWeights()
 	for _, v := range sortedVersions(m.versions) {
 		st := m.versions[v].status
+		st.TrafficWeight = weights[v]
+		if m.shadow != nil && v == m.cfg.Routing.Shadow.Version {
+			st.Shadow = &ShadowStatus{Sample: m.shadow.Config().Sample, ShadowStats: m.shadow.Stats()}
+		}
 		st.Labels = nil
 		for label, lv := range m.cfg.Labels {
 			if lv == v {
@@ -413,6 +515,7 @@ func (r *Repository) Close() {
 	defer r.syncMu.Unlock()
 	r.mu.Lock()
 	for _, m := range r.models {
+		r.closeShadow(m)
 		for _, v := range m.versions {
 			if v.cur != nil {
 				r.retire(v.cur, nil)

@@ -122,7 +122,7 @@ func TestSyncResolve(t *testing.T) {
 	}
 
 	// Default routing picks the highest available version, not the highest.
-	if l, err := r.Resolve("m", 0, ""); err != nil || l.Version != 2 {
+	if l, err := r.Resolve("m", 0, "", ""); err != nil || l.Version != 2 {
 		t.Errorf("Resolve(m) = %v, %v; want v2", l, err)
 	} else {
 		l.Release()
@@ -141,7 +141,7 @@ func TestSyncResolve(t *testing.T) {
 		{"failed", 0, "", ErrUnavailable},
 		{"../m", 0, "", ErrInvalidName},
 	} {
-		if _, err := r.Resolve(tt.name, tt.version, tt.label); !errors.Is(err, tt.want) {
+		if _, err := r.Resolve(tt.name, tt.version, tt.label, ""); !errors.Is(err, tt.want) {
 			t.Errorf("Resolve(%q, %d, %q) = %v, want %v", tt.name, tt.version, tt.label, err, tt.want)
 		}
 	}
@@ -149,7 +149,7 @@ func TestSyncResolve(t *testing.T) {
 		t.Errorf("Ready() = %v %q, want false naming big", ready, reason)
 	}
 	r.Close()
-	if _, err := r.Resolve("m", 1, ""); !errors.Is(err, ErrUnavailable) {
+	if _, err := r.Resolve("m", 1, "", ""); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Resolve after Close = %v, want ErrUnavailable", err)
 	}
 }

@@ -226,6 +226,7 @@ func (r *Repository) plan(disk map[string]*diskModel, configs map[string]configR
 	for name, m := range r.models {
 		if disk[name] == nil {
 			m.onDisk = false
+			r.closeShadow(m)
 			for v, ver := range m.versions {
 				r.unloadLocked(name, m, v, ver, true)
 			}
@@ -246,6 +247,7 @@ func (r *Repository) plan(disk map[string]*diskModel, configs map[string]configR
 				r.log.Error("model.yaml rejected; the previous settings stay", "model", name, "error", c.err.Error())
 			} else {
 				m.cfg, m.cfgErr, m.cfgOK = c.cfg, nil, true
+				r.applyRouting(name, m)
 			}
 		}
 		m.seen = true
@@ -325,7 +327,14 @@ func (r *Repository) wanted(m *model, d *diskModel, found []int64) map[int64]boo
 		return nil
 	}
 	var eligible, broken []int64
+	var shadow int64
+	if m.cfg.Routing != nil && m.cfg.Routing.Shadow != nil {
+		shadow = m.cfg.Routing.Shadow.Version // loaded below; it never serves callers
+	}
 	for _, v := range found {
+		if v == shadow {
+			continue
+		}
 		ver := m.versions[v]
 		dv := d.versions[v]
 		if dv.err != nil || ver != nil && ver.cur == nil && ver.failed == dv.stamp && ver.failed.exists && ver.key == m.cfg.loadKey() {

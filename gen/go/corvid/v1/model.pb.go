@@ -183,7 +183,14 @@ type ModelVersionStatus struct {
 	ReloadError string `protobuf:"bytes,13,opt,name=reload_error,json=reloadError,proto3" json:"reload_error,omitempty"`
 	// The version's meta.yaml (training data hash, parameters, metrics,
 	// source commit), values as written or, for lists and maps, as JSON.
-	Metadata      map[string]string `protobuf:"bytes,14,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Metadata map[string]string `protobuf:"bytes,14,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// This version's weight in the model's traffic split (model.yaml
+	// routing.traffic); 0 when the model does not split traffic.
+	TrafficWeight int32 `protobuf:"varint,15,opt,name=traffic_weight,json=trafficWeight,proto3" json:"traffic_weight,omitempty"`
+	// Set when this version is the model's shadow: it receives copies of the
+	// traffic, whose results are compared with the primary's and never
+	// returned.
+	Shadow        *ShadowStatus `protobuf:"bytes,16,opt,name=shadow,proto3" json:"shadow,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -316,6 +323,181 @@ func (x *ModelVersionStatus) GetMetadata() map[string]string {
 	return nil
 }
 
+func (x *ModelVersionStatus) GetTrafficWeight() int32 {
+	if x != nil {
+		return x.TrafficWeight
+	}
+	return 0
+}
+
+func (x *ModelVersionStatus) GetShadow() *ShadowStatus {
+	if x != nil {
+		return x.Shadow
+	}
+	return nil
+}
+
+// ShadowStatus is how a shadow version compares with the versions that
+// answer callers, since it was configured.
+type ShadowStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Share of requests copied to the shadow.
+	Sample float64 `protobuf:"fixed64,1,opt,name=sample,proto3" json:"sample,omitempty"`
+	// Requests offered, and those the sample picked.
+	Offered uint64 `protobuf:"varint,2,opt,name=offered,proto3" json:"offered,omitempty"`
+	Sampled uint64 `protobuf:"varint,3,opt,name=sampled,proto3" json:"sampled,omitempty"`
+	// Copies dropped because the shadow's queue was full.
+	Dropped uint64 `protobuf:"varint,4,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	// Shadow runs that failed, or ran past the shadow's timeout.
+	Failed   uint64 `protobuf:"varint,5,opt,name=failed,proto3" json:"failed,omitempty"`
+	TimedOut uint64 `protobuf:"varint,6,opt,name=timed_out,json=timedOut,proto3" json:"timed_out,omitempty"`
+	// Runs compared with the primary's outputs.
+	Compared uint64 `protobuf:"varint,7,opt,name=compared,proto3" json:"compared,omitempty"`
+	// Rows of integer outputs (class labels) compared, and the share equal
+	// to the primary's.
+	LabelRows uint64  `protobuf:"varint,8,opt,name=label_rows,json=labelRows,proto3" json:"label_rows,omitempty"`
+	Agreement float64 `protobuf:"fixed64,9,opt,name=agreement,proto3" json:"agreement,omitempty"`
+	// Over float outputs: the mean of each request's largest absolute
+	// difference, and the largest.
+	MeanAbsDiff float64 `protobuf:"fixed64,10,opt,name=mean_abs_diff,json=meanAbsDiff,proto3" json:"mean_abs_diff,omitempty"`
+	MaxAbsDiff  float64 `protobuf:"fixed64,11,opt,name=max_abs_diff,json=maxAbsDiff,proto3" json:"max_abs_diff,omitempty"`
+	// Outputs missing, or of another shape or dtype, in the shadow's result.
+	Mismatched uint64 `protobuf:"varint,12,opt,name=mismatched,proto3" json:"mismatched,omitempty"`
+	// Shadow run latency.
+	LatencyP50    *durationpb.Duration `protobuf:"bytes,13,opt,name=latency_p50,json=latencyP50,proto3" json:"latency_p50,omitempty"`
+	LatencyP99    *durationpb.Duration `protobuf:"bytes,14,opt,name=latency_p99,json=latencyP99,proto3" json:"latency_p99,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShadowStatus) Reset() {
+	*x = ShadowStatus{}
+	mi := &file_corvid_v1_model_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShadowStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShadowStatus) ProtoMessage() {}
+
+func (x *ShadowStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_corvid_v1_model_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShadowStatus.ProtoReflect.Descriptor instead.
+func (*ShadowStatus) Descriptor() ([]byte, []int) {
+	return file_corvid_v1_model_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ShadowStatus) GetSample() float64 {
+	if x != nil {
+		return x.Sample
+	}
+	return 0
+}
+
+func (x *ShadowStatus) GetOffered() uint64 {
+	if x != nil {
+		return x.Offered
+	}
+	return 0
+}
+
+func (x *ShadowStatus) GetSampled() uint64 {
+	if x != nil {
+		return x.Sampled
+	}
+	return 0
+}
+
+func (x *ShadowStatus) GetDropped() uint64 {
+	if x != nil {
+		return x.Dropped
+	}
+	return 0
+}
+
+func (x *ShadowStatus) GetFailed() uint64 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+func (x *ShadowStatus) GetTimedOut() uint64 {
+	if x != nil {
+		return x.TimedOut
+	}
+	return 0
+}
+
+func (x *ShadowStatus) GetCompared() uint64 {
+	if x != nil {
+		return x.Compared
+	}
+	return 0
+}
+
+func (x *ShadowStatus) GetLabelRows() uint64 {
+	if x != nil {
+		return x.LabelRows
+	}
+	return 0
+}
+
+func (x *ShadowStatus) GetAgreement() float64 {
+	if x != nil {
+		return x.Agreement
+	}
+	return 0
+}
+
+func (x *ShadowStatus) GetMeanAbsDiff() float64 {
+	if x != nil {
+		return x.MeanAbsDiff
+	}
+	return 0
+}
+
+func (x *ShadowStatus) GetMaxAbsDiff() float64 {
+	if x != nil {
+		return x.MaxAbsDiff
+	}
+	return 0
+}
+
+func (x *ShadowStatus) GetMismatched() uint64 {
+	if x != nil {
+		return x.Mismatched
+	}
+	return 0
+}
+
+func (x *ShadowStatus) GetLatencyP50() *durationpb.Duration {
+	if x != nil {
+		return x.LatencyP50
+	}
+	return nil
+}
+
+func (x *ShadowStatus) GetLatencyP99() *durationpb.Duration {
+	if x != nil {
+		return x.LatencyP99
+	}
+	return nil
+}
+
 // ModelInfo is a model and all of its versions.
 type ModelInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -334,7 +516,7 @@ type ModelInfo struct {
 
 func (x *ModelInfo) Reset() {
 	*x = ModelInfo{}
-	mi := &file_corvid_v1_model_proto_msgTypes[1]
+	mi := &file_corvid_v1_model_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -346,7 +528,7 @@ func (x *ModelInfo) String() string {
 func (*ModelInfo) ProtoMessage() {}
 
 func (x *ModelInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_corvid_v1_model_proto_msgTypes[1]
+	mi := &file_corvid_v1_model_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -359,7 +541,7 @@ func (x *ModelInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelInfo.ProtoReflect.Descriptor instead.
 func (*ModelInfo) Descriptor() ([]byte, []int) {
-	return file_corvid_v1_model_proto_rawDescGZIP(), []int{1}
+	return file_corvid_v1_model_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ModelInfo) GetName() string {
@@ -394,7 +576,7 @@ var File_corvid_v1_model_proto protoreflect.FileDescriptor
 
 const file_corvid_v1_model_proto_rawDesc = "" +
 	"\n" +
-	"\x15corvid/v1/model.proto\x12\tcorvid.v1\x1a\x16corvid/v1/tensor.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xab\x05\n" +
+	"\x15corvid/v1/model.proto\x12\tcorvid.v1\x1a\x16corvid/v1/tensor.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x83\x06\n" +
 	"\x12ModelVersionStatus\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x03R\aversion\x12+\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x15.corvid.v1.ModelStateR\x05state\x12\x14\n" +
@@ -411,10 +593,34 @@ const file_corvid_v1_model_proto_rawDesc = "" +
 	"kernelTier\x12\x16\n" +
 	"\x06labels\x18\f \x03(\tR\x06labels\x12!\n" +
 	"\freload_error\x18\r \x01(\tR\vreloadError\x12G\n" +
-	"\bmetadata\x18\x0e \x03(\v2+.corvid.v1.ModelVersionStatus.MetadataEntryR\bmetadata\x1a;\n" +
+	"\bmetadata\x18\x0e \x03(\v2+.corvid.v1.ModelVersionStatus.MetadataEntryR\bmetadata\x12%\n" +
+	"\x0etraffic_weight\x18\x0f \x01(\x05R\rtrafficWeight\x12/\n" +
+	"\x06shadow\x18\x10 \x01(\v2\x17.corvid.v1.ShadowStatusR\x06shadow\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa4\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe0\x03\n" +
+	"\fShadowStatus\x12\x16\n" +
+	"\x06sample\x18\x01 \x01(\x01R\x06sample\x12\x18\n" +
+	"\aoffered\x18\x02 \x01(\x04R\aoffered\x12\x18\n" +
+	"\asampled\x18\x03 \x01(\x04R\asampled\x12\x18\n" +
+	"\adropped\x18\x04 \x01(\x04R\adropped\x12\x16\n" +
+	"\x06failed\x18\x05 \x01(\x04R\x06failed\x12\x1b\n" +
+	"\ttimed_out\x18\x06 \x01(\x04R\btimedOut\x12\x1a\n" +
+	"\bcompared\x18\a \x01(\x04R\bcompared\x12\x1d\n" +
+	"\n" +
+	"label_rows\x18\b \x01(\x04R\tlabelRows\x12\x1c\n" +
+	"\tagreement\x18\t \x01(\x01R\tagreement\x12\"\n" +
+	"\rmean_abs_diff\x18\n" +
+	" \x01(\x01R\vmeanAbsDiff\x12 \n" +
+	"\fmax_abs_diff\x18\v \x01(\x01R\n" +
+	"maxAbsDiff\x12\x1e\n" +
+	"\n" +
+	"mismatched\x18\f \x01(\x04R\n" +
+	"mismatched\x12:\n" +
+	"\vlatency_p50\x18\r \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"latencyP50\x12:\n" +
+	"\vlatency_p99\x18\x0e \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"latencyP99\"\xa4\x01\n" +
 	"\tModelInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x129\n" +
 	"\bversions\x18\x02 \x03(\v2\x1d.corvid.v1.ModelVersionStatusR\bversions\x12!\n" +
@@ -448,31 +654,35 @@ func file_corvid_v1_model_proto_rawDescGZIP() []byte {
 }
 
 var file_corvid_v1_model_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_corvid_v1_model_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_corvid_v1_model_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_corvid_v1_model_proto_goTypes = []any{
 	(ModelState)(0),               // 0: corvid.v1.ModelState
 	(ExecutionMode)(0),            // 1: corvid.v1.ExecutionMode
 	(*ModelVersionStatus)(nil),    // 2: corvid.v1.ModelVersionStatus
-	(*ModelInfo)(nil),             // 3: corvid.v1.ModelInfo
-	nil,                           // 4: corvid.v1.ModelVersionStatus.MetadataEntry
-	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 6: google.protobuf.Duration
-	(*TensorInfo)(nil),            // 7: corvid.v1.TensorInfo
+	(*ShadowStatus)(nil),          // 3: corvid.v1.ShadowStatus
+	(*ModelInfo)(nil),             // 4: corvid.v1.ModelInfo
+	nil,                           // 5: corvid.v1.ModelVersionStatus.MetadataEntry
+	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 7: google.protobuf.Duration
+	(*TensorInfo)(nil),            // 8: corvid.v1.TensorInfo
 }
 var file_corvid_v1_model_proto_depIdxs = []int32{
-	0, // 0: corvid.v1.ModelVersionStatus.state:type_name -> corvid.v1.ModelState
-	5, // 1: corvid.v1.ModelVersionStatus.loaded_at:type_name -> google.protobuf.Timestamp
-	6, // 2: corvid.v1.ModelVersionStatus.load_duration:type_name -> google.protobuf.Duration
-	7, // 3: corvid.v1.ModelVersionStatus.inputs:type_name -> corvid.v1.TensorInfo
-	7, // 4: corvid.v1.ModelVersionStatus.outputs:type_name -> corvid.v1.TensorInfo
-	1, // 5: corvid.v1.ModelVersionStatus.execution_mode:type_name -> corvid.v1.ExecutionMode
-	4, // 6: corvid.v1.ModelVersionStatus.metadata:type_name -> corvid.v1.ModelVersionStatus.MetadataEntry
-	2, // 7: corvid.v1.ModelInfo.versions:type_name -> corvid.v1.ModelVersionStatus
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	0,  // 0: corvid.v1.ModelVersionStatus.state:type_name -> corvid.v1.ModelState
+	6,  // 1: corvid.v1.ModelVersionStatus.loaded_at:type_name -> google.protobuf.Timestamp
+	7,  // 2: corvid.v1.ModelVersionStatus.load_duration:type_name -> google.protobuf.Duration
+	8,  // 3: corvid.v1.ModelVersionStatus.inputs:type_name -> corvid.v1.TensorInfo
+	8,  // 4: corvid.v1.ModelVersionStatus.outputs:type_name -> corvid.v1.TensorInfo
+	1,  // 5: corvid.v1.ModelVersionStatus.execution_mode:type_name -> corvid.v1.ExecutionMode
+	5,  // 6: corvid.v1.ModelVersionStatus.metadata:type_name -> corvid.v1.ModelVersionStatus.MetadataEntry
+	3,  // 7: corvid.v1.ModelVersionStatus.shadow:type_name -> corvid.v1.ShadowStatus
+	7,  // 8: corvid.v1.ShadowStatus.latency_p50:type_name -> google.protobuf.Duration
+	7,  // 9: corvid.v1.ShadowStatus.latency_p99:type_name -> google.protobuf.Duration
+	2,  // 10: corvid.v1.ModelInfo.versions:type_name -> corvid.v1.ModelVersionStatus
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_corvid_v1_model_proto_init() }
@@ -487,7 +697,7 @@ func file_corvid_v1_model_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_corvid_v1_model_proto_rawDesc), len(file_corvid_v1_model_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -27,7 +27,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63orvid/v1/model.proto\x12\tcorvid.v1\x1a\x16\x63orvid/v1/tensor.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8f\x04\n\x12ModelVersionStatus\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12$\n\x05state\x18\x02 \x01(\x0e\x32\x15.corvid.v1.ModelState\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12-\n\tloaded_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\rload_duration\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12%\n\x06inputs\x18\x07 \x03(\x0b\x32\x15.corvid.v1.TensorInfo\x12&\n\x07outputs\x18\x08 \x03(\x0b\x32\x15.corvid.v1.TensorInfo\x12\x30\n\x0e\x65xecution_mode\x18\t \x01(\x0e\x32\x18.corvid.v1.ExecutionMode\x12\x16\n\x0emax_batch_size\x18\n \x01(\x03\x12\x13\n\x0bkernel_tier\x18\x0b \x01(\t\x12\x0e\n\x06labels\x18\x0c \x03(\t\x12\x14\n\x0creload_error\x18\r \x01(\t\x12=\n\x08metadata\x18\x0e \x03(\x0b\x32+.corvid.v1.ModelVersionStatus.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"x\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12/\n\x08versions\x18\x02 \x03(\x0b\x32\x1d.corvid.v1.ModelVersionStatus\x12\x14\n\x0c\x63onfig_error\x18\x03 \x01(\t\x12\x16\n\x0eversion_policy\x18\x04 \x01(\t*\xaa\x01\n\nModelState\x12\x1b\n\x17MODEL_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13MODEL_STATE_LOADING\x10\x01\x12\x19\n\x15MODEL_STATE_AVAILABLE\x10\x02\x12\x19\n\x15MODEL_STATE_UNLOADING\x10\x03\x12\x18\n\x14MODEL_STATE_UNLOADED\x10\x04\x12\x16\n\x12MODEL_STATE_FAILED\x10\x05*\xaf\x01\n\rExecutionMode\x12\x1e\n\x1a\x45XECUTION_MODE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45XECUTION_MODE_FP32\x10\x01\x12\x1f\n\x1b\x45XECUTION_MODE_INT8_DYNAMIC\x10\x02\x12\x1e\n\x1a\x45XECUTION_MODE_INT8_STATIC\x10\x03\x12$\n EXECUTION_MODE_INT8_PREQUANTIZED\x10\x04\x42\x36Z4github.com/corvidml/corvid/gen/go/corvid/v1;corvidv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63orvid/v1/model.proto\x12\tcorvid.v1\x1a\x16\x63orvid/v1/tensor.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd0\x04\n\x12ModelVersionStatus\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12$\n\x05state\x18\x02 \x01(\x0e\x32\x15.corvid.v1.ModelState\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12-\n\tloaded_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\rload_duration\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12%\n\x06inputs\x18\x07 \x03(\x0b\x32\x15.corvid.v1.TensorInfo\x12&\n\x07outputs\x18\x08 \x03(\x0b\x32\x15.corvid.v1.TensorInfo\x12\x30\n\x0e\x65xecution_mode\x18\t \x01(\x0e\x32\x18.corvid.v1.ExecutionMode\x12\x16\n\x0emax_batch_size\x18\n \x01(\x03\x12\x13\n\x0bkernel_tier\x18\x0b \x01(\t\x12\x0e\n\x06labels\x18\x0c \x03(\t\x12\x14\n\x0creload_error\x18\r \x01(\t\x12=\n\x08metadata\x18\x0e \x03(\x0b\x32+.corvid.v1.ModelVersionStatus.MetadataEntry\x12\x16\n\x0etraffic_weight\x18\x0f \x01(\x05\x12\'\n\x06shadow\x18\x10 \x01(\x0b\x32\x17.corvid.v1.ShadowStatus\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xce\x02\n\x0cShadowStatus\x12\x0e\n\x06sample\x18\x01 \x01(\x01\x12\x0f\n\x07offered\x18\x02 \x01(\x04\x12\x0f\n\x07sampled\x18\x03 \x01(\x04\x12\x0f\n\x07\x64ropped\x18\x04 \x01(\x04\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x04\x12\x11\n\ttimed_out\x18\x06 \x01(\x04\x12\x10\n\x08\x63ompared\x18\x07 \x01(\x04\x12\x12\n\nlabel_rows\x18\x08 \x01(\x04\x12\x11\n\tagreement\x18\t \x01(\x01\x12\x15\n\rmean_abs_diff\x18\n \x01(\x01\x12\x14\n\x0cmax_abs_diff\x18\x0b \x01(\x01\x12\x12\n\nmismatched\x18\x0c \x01(\x04\x12.\n\x0blatency_p50\x18\r \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\x0blatency_p99\x18\x0e \x01(\x0b\x32\x19.google.protobuf.Duration\"x\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12/\n\x08versions\x18\x02 \x03(\x0b\x32\x1d.corvid.v1.ModelVersionStatus\x12\x14\n\x0c\x63onfig_error\x18\x03 \x01(\t\x12\x16\n\x0eversion_policy\x18\x04 \x01(\t*\xaa\x01\n\nModelState\x12\x1b\n\x17MODEL_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13MODEL_STATE_LOADING\x10\x01\x12\x19\n\x15MODEL_STATE_AVAILABLE\x10\x02\x12\x19\n\x15MODEL_STATE_UNLOADING\x10\x03\x12\x18\n\x14MODEL_STATE_UNLOADED\x10\x04\x12\x16\n\x12MODEL_STATE_FAILED\x10\x05*\xaf\x01\n\rExecutionMode\x12\x1e\n\x1a\x45XECUTION_MODE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45XECUTION_MODE_FP32\x10\x01\x12\x1f\n\x1b\x45XECUTION_MODE_INT8_DYNAMIC\x10\x02\x12\x1e\n\x1a\x45XECUTION_MODE_INT8_STATIC\x10\x03\x12$\n EXECUTION_MODE_INT8_PREQUANTIZED\x10\x04\x42\x36Z4github.com/corvidml/corvid/gen/go/corvid/v1;corvidv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,14 +37,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'Z4github.com/corvidml/corvid/gen/go/corvid/v1;corvidv1'
   _globals['_MODELVERSIONSTATUS_METADATAENTRY']._loaded_options = None
   _globals['_MODELVERSIONSTATUS_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_MODELSTATE']._serialized_start=778
-  _globals['_MODELSTATE']._serialized_end=948
-  _globals['_EXECUTIONMODE']._serialized_start=951
-  _globals['_EXECUTIONMODE']._serialized_end=1126
+  _globals['_MODELSTATE']._serialized_start=1180
+  _globals['_MODELSTATE']._serialized_end=1350
+  _globals['_EXECUTIONMODE']._serialized_start=1353
+  _globals['_EXECUTIONMODE']._serialized_end=1528
   _globals['_MODELVERSIONSTATUS']._serialized_start=126
-  _globals['_MODELVERSIONSTATUS']._serialized_end=653
-  _globals['_MODELVERSIONSTATUS_METADATAENTRY']._serialized_start=606
-  _globals['_MODELVERSIONSTATUS_METADATAENTRY']._serialized_end=653
-  _globals['_MODELINFO']._serialized_start=655
-  _globals['_MODELINFO']._serialized_end=775
+  _globals['_MODELVERSIONSTATUS']._serialized_end=718
+  _globals['_MODELVERSIONSTATUS_METADATAENTRY']._serialized_start=671
+  _globals['_MODELVERSIONSTATUS_METADATAENTRY']._serialized_end=718
+  _globals['_SHADOWSTATUS']._serialized_start=721
+  _globals['_SHADOWSTATUS']._serialized_end=1055
+  _globals['_MODELINFO']._serialized_start=1057
+  _globals['_MODELINFO']._serialized_end=1177
 # @@protoc_insertion_point(module_scope)

@@ -41,7 +41,7 @@ EXECUTION_MODE_INT8_STATIC: ExecutionMode
 EXECUTION_MODE_INT8_PREQUANTIZED: ExecutionMode
 
 class ModelVersionStatus(_message.Message):
-    __slots__ = ("version", "state", "error", "sha256", "loaded_at", "load_duration", "inputs", "outputs", "execution_mode", "max_batch_size", "kernel_tier", "labels", "reload_error", "metadata")
+    __slots__ = ("version", "state", "error", "sha256", "loaded_at", "load_duration", "inputs", "outputs", "execution_mode", "max_batch_size", "kernel_tier", "labels", "reload_error", "metadata", "traffic_weight", "shadow")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -63,6 +63,8 @@ class ModelVersionStatus(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     RELOAD_ERROR_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    TRAFFIC_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_FIELD_NUMBER: _ClassVar[int]
     version: int
     state: ModelState
     error: str
@@ -77,7 +79,41 @@ class ModelVersionStatus(_message.Message):
     labels: _containers.RepeatedScalarFieldContainer[str]
     reload_error: str
     metadata: _containers.ScalarMap[str, str]
-    def __init__(self, version: _Optional[int] = ..., state: _Optional[_Union[ModelState, str]] = ..., error: _Optional[str] = ..., sha256: _Optional[str] = ..., loaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., load_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., inputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorInfo, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorInfo, _Mapping]]] = ..., execution_mode: _Optional[_Union[ExecutionMode, str]] = ..., max_batch_size: _Optional[int] = ..., kernel_tier: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., reload_error: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    traffic_weight: int
+    shadow: ShadowStatus
+    def __init__(self, version: _Optional[int] = ..., state: _Optional[_Union[ModelState, str]] = ..., error: _Optional[str] = ..., sha256: _Optional[str] = ..., loaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., load_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., inputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorInfo, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorInfo, _Mapping]]] = ..., execution_mode: _Optional[_Union[ExecutionMode, str]] = ..., max_batch_size: _Optional[int] = ..., kernel_tier: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., reload_error: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., traffic_weight: _Optional[int] = ..., shadow: _Optional[_Union[ShadowStatus, _Mapping]] = ...) -> None: ...
+
+class ShadowStatus(_message.Message):
+    __slots__ = ("sample", "offered", "sampled", "dropped", "failed", "timed_out", "compared", "label_rows", "agreement", "mean_abs_diff", "max_abs_diff", "mismatched", "latency_p50", "latency_p99")
+    SAMPLE_FIELD_NUMBER: _ClassVar[int]
+    OFFERED_FIELD_NUMBER: _ClassVar[int]
+    SAMPLED_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    TIMED_OUT_FIELD_NUMBER: _ClassVar[int]
+    COMPARED_FIELD_NUMBER: _ClassVar[int]
+    LABEL_ROWS_FIELD_NUMBER: _ClassVar[int]
+    AGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    MEAN_ABS_DIFF_FIELD_NUMBER: _ClassVar[int]
+    MAX_ABS_DIFF_FIELD_NUMBER: _ClassVar[int]
+    MISMATCHED_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P50_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P99_FIELD_NUMBER: _ClassVar[int]
+    sample: float
+    offered: int
+    sampled: int
+    dropped: int
+    failed: int
+    timed_out: int
+    compared: int
+    label_rows: int
+    agreement: float
+    mean_abs_diff: float
+    max_abs_diff: float
+    mismatched: int
+    latency_p50: _duration_pb2.Duration
+    latency_p99: _duration_pb2.Duration
+    def __init__(self, sample: _Optional[float] = ..., offered: _Optional[int] = ..., sampled: _Optional[int] = ..., dropped: _Optional[int] = ..., failed: _Optional[int] = ..., timed_out: _Optional[int] = ..., compared: _Optional[int] = ..., label_rows: _Optional[int] = ..., agreement: _Optional[float] = ..., mean_abs_diff: _Optional[float] = ..., max_abs_diff: _Optional[float] = ..., mismatched: _Optional[int] = ..., latency_p50: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., latency_p99: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
     __slots__ = ("name", "versions", "config_error", "version_policy")
