@@ -10,9 +10,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
+	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
@@ -44,7 +46,11 @@ type Server struct {
 
 	grpcLis, httpLis, adminLis net.Listener
 	adminSrv                   *http.Server
-	started                    time.Time
+	// The model control service, served on the admin port (gRPC over
+	// cleartext HTTP/2 and REST) unless model_control is off.
+	control   *api.Control
+	adminGRPC *grpc.Server
+	started   time.Time
 }
 
 // New validates cfg, opens the three listeners and builds the servers. Models
@@ -73,6 +79,14 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		}),
 	)...)
 	corvidv1.RegisterInferenceServiceServer(s.grpc, api.New(s.repo, api.Options{StreamConcurrency: cfg.StreamConcurrency, Logger: log}))
+	if cfg.ModelControl != "off" {
+		s.control = api.NewControl(s.repo, log)
+		s.adminGRPC = grpc.NewServer(middleware.ServerOptions(log)...)
+		corvidv1.RegisterModelControlServiceServer(s.adminGRPC, s.control)
+	}
+	if cfg.ModelControl == "on" {
+		corvidv1.RegisterModelControlServiceServer(s.grpc, s.control)
+	}
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	s.setServing(false)
@@ -189,6 +203,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	defer cancelGW()
 	restHandler, err := gateway.New(gwCtx, loopbackTarget(s.grpcLis.Addr()), gateway.Options{
 		MaxBodyBytes: int64(s.cfg.MaxRecvMsgBytes),
+		ModelControl: s.cfg.ModelControl == "on",
 		DialOptions: []grpc.DialOption{
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(s.cfg.MaxRecvMsgBytes), grpc.MaxCallSendMsgSize(s.cfg.MaxRecvMsgBytes)),
@@ -199,7 +214,16 @@ func (s *Server) Serve(ctx context.Context) error {
 		return err
 	}
 	restSrv := s.httpServer(restHandler)
-	s.adminSrv = s.httpServer(s.adminHandler())
+	admin, err := s.adminHandler(gwCtx)
+	if err != nil {
+		s.closeListeners()
+		return err
+	}
+	s.adminSrv = s.httpServer(admin)
+	// gRPC on the admin port is HTTP/2 without TLS (h2c), beside HTTP/1.
+	s.adminSrv.Protocols = new(http.Protocols)
+	s.adminSrv.Protocols.SetHTTP1(true)
+	s.adminSrv.Protocols.SetUnencryptedHTTP2(true)
 
 	errc := make(chan error, 3)
 	go func() { errc <- s.grpc.Serve(s.grpcLis) }()
@@ -291,14 +315,25 @@ func (s *Server) shutdown(restSrv *http.Server) {
 	if err := s.adminSrv.Shutdown(httpCtx); err != nil {
 		s.adminSrv.Close()
 	}
+	if s.adminGRPC != nil {
+		s.adminGRPC.Stop()
+	}
 	s.repo.Close()
 	s.log.Info("stopped")
 }
 
-// adminHandler serves /healthz (the process is up) and /readyz (every model
-// has an available version).
-func (s *Server) adminHandler() http.Handler {
+// adminHandler serves /healthz (the process is up), /readyz (every model
+// has an available version) and, unless model_control is off,
+// ModelControlService over gRPC and REST (/v1/repository/...).
+func (s *Server) adminHandler(ctx context.Context) (http.Handler, error) {
 	mux := http.NewServeMux()
+	if s.control != nil {
+		gw := gwruntime.NewServeMux()
+		if err := corvidv1.RegisterModelControlServiceHandlerServer(ctx, gw, s.control); err != nil {
+			return nil, fmt.Errorf("register model control REST: %w", err)
+		}
+		mux.Handle("/v1/repository/", http.MaxBytesHandler(gw, 1<<20))
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
@@ -314,5 +349,15 @@ func (s *Server) adminHandler() http.Handler {
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	return mux
+	if s.control == nil {
+		return mux, nil
+	}
+	grpcSrv := s.adminGRPC
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+			grpcSrv.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	}), nil
 }

@@ -45,6 +45,10 @@ type Config struct {
 	// means one per CPU the process may use. A model's model.yaml may set
 	// its own (instances).
 	Workers int `json:"workers"`
+	// ModelControl is where ModelControlService (load, unload, reload,
+	// index) is served: admin (gRPC and REST on the admin port only), on
+	// (also on the gRPC and REST ports) or off.
+	ModelControl string `json:"model_control"`
 	// RescanInterval is how often the model repository is rescanned, in
 	// addition to the file-system events that trigger a rescan at once.
 	RescanInterval Duration `json:"rescan_interval"`
@@ -90,6 +94,7 @@ func Default() Config {
 		MaxVariants:          16,
 		StreamConcurrency:    32,
 		RescanInterval:       Duration(2 * time.Second),
+		ModelControl:         "admin",
 		Settle:               Duration(500 * time.Millisecond),
 		ReadHeaderTimeout:    Duration(5 * time.Second),
 		ReadTimeout:          Duration(30 * time.Second),
@@ -148,6 +153,11 @@ func (c *Config) Validate() error {
 	}
 	if c.RescanInterval < Duration(10*time.Millisecond) {
 		bad("rescan_interval is %v, want >= 10ms", time.Duration(c.RescanInterval))
+	}
+	switch c.ModelControl {
+	case "admin", "on", "off":
+	default:
+		bad("model_control is %q, want admin, on or off", c.ModelControl)
 	}
 	if c.Settle < 0 {
 		bad("settle is %v, want >= 0", time.Duration(c.Settle))

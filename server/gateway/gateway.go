@@ -25,6 +25,8 @@ type Options struct {
 	MaxBodyBytes int64
 	// DialOptions are used to reach the gRPC server (credentials, limits).
 	DialOptions []grpc.DialOption
+	// ModelControl adds ModelControlService's routes (/v1/repository/...).
+	ModelControl bool
 }
 
 // New returns the REST handler for the gRPC server at grpcTarget. The
@@ -43,6 +45,11 @@ func New(ctx context.Context, grpcTarget string, opts Options) (http.Handler, er
 	)
 	if err := corvidv1.RegisterInferenceServiceHandlerFromEndpoint(ctx, mux, grpcTarget, opts.DialOptions); err != nil {
 		return nil, fmt.Errorf("register gateway: %w", err)
+	}
+	if opts.ModelControl {
+		if err := corvidv1.RegisterModelControlServiceHandlerFromEndpoint(ctx, mux, grpcTarget, opts.DialOptions); err != nil {
+			return nil, fmt.Errorf("register gateway: %w", err)
+		}
 	}
 	root := http.NewServeMux()
 	root.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {

@@ -188,6 +188,7 @@ type Repository struct {
 
 	syncMu  sync.Mutex           // one Sync at a time
 	pending map[string]pendingAt // files seen changing, by path (syncMu)
+	force   string               // a model whose files need not settle in the next Sync (syncMu)
 	drains  sync.WaitGroup       // versions draining before Close
 }
 

@@ -41,6 +41,8 @@ func (r *Repository) Sync(ctx context.Context) (waiting bool, err error) {
 	r.mu.RLock()
 	first := !r.loaded
 	r.mu.RUnlock()
+	force := r.force
+	r.force = ""
 	configs := r.readConfigs(disk)
 
 	// Loading one version can change what is wanted (a newest version
@@ -50,7 +52,7 @@ func (r *Repository) Sync(ctx context.Context) (waiting bool, err error) {
 		if ctx.Err() != nil {
 			break
 		}
-		jobs, wait := r.plan(disk, configs, first, time.Now())
+		jobs, wait := r.plan(disk, configs, first, force, time.Now())
 		waiting = wait
 		if len(jobs) == 0 {
 			break
@@ -220,7 +222,7 @@ type loadJob struct {
 // plan applies the folder's state and configs to r.models: it records
 // config changes, unloads what is no longer wanted, and returns the
 // versions to load. wait reports files still settling.
-func (r *Repository) plan(disk map[string]*diskModel, configs map[string]configRead, first bool, now time.Time) (jobs []loadJob, wait bool) {
+func (r *Repository) plan(disk map[string]*diskModel, configs map[string]configRead, first bool, force string, now time.Time) (jobs []loadJob, wait bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for name, m := range r.models {
@@ -304,7 +306,7 @@ func (r *Repository) plan(disk map[string]*diskModel, configs map[string]configR
 				delete(r.pending, dv.file)
 				continue
 			}
-			if !first && !r.settled(dv.file, dv.stamp, now) {
+			if !first && name != force && !r.settled(dv.file, dv.stamp, now) {
 				wait = true
 				continue
 			}
