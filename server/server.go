@@ -25,6 +25,7 @@ import (
 	corvidv1 "github.com/corvidml/corvid/gen/go/corvid/v1"
 	"github.com/corvidml/corvid/models"
 	"github.com/corvidml/corvid/server/api"
+	"github.com/corvidml/corvid/server/batching"
 	"github.com/corvidml/corvid/server/config"
 	"github.com/corvidml/corvid/server/gateway"
 	"github.com/corvidml/corvid/server/middleware"
@@ -131,8 +132,41 @@ func loader(cfg config.Config, log *slog.Logger) repository.Loader {
 				return nil, err
 			}
 		}
-		return runtime.Compile(g, opts)
+		m, err := runtime.Compile(g, opts)
+		if err != nil || req.Config.Batching == nil {
+			return m, err
+		}
+		bc := req.Config.Batching
+		b, err := batching.New(m, batching.Config{
+			MaxBatchSize: bc.MaxBatchSize, MaxQueueDelay: time.Duration(bc.MaxQueueDelay),
+			PreferredBatchSizes: bc.PreferredBatchSizes, MaxQueueSize: bc.MaxQueueSize,
+			Timeout: time.Duration(bc.Timeout), Concurrency: workers,
+		})
+		if err != nil {
+			m.Close()
+			return nil, fmt.Errorf("%s: %w", repository.ConfigFile, err)
+		}
+		return &batched{Model: m, b: b}, nil
 	}
+}
+
+// batched is a model whose requests go through a dynamic batcher.
+type batched struct {
+	*runtime.Model
+	b *batching.Batcher
+}
+
+func (m *batched) Run(ctx context.Context, inputs map[string]*tensor.Tensor, outputs []string) (map[string]*tensor.Tensor, error) {
+	return m.b.Run(ctx, inputs, outputs)
+}
+
+// BatchingStats reports the batcher's figures for ModelStatus.
+func (m *batched) BatchingStats() batching.Stats { return m.b.Stats() }
+
+// Close stops the batcher, which runs what is queued, then the model.
+func (m *batched) Close() {
+	m.b.Close()
+	m.Model.Close()
 }
 
 // calibrate measures, on the version's calibration set, the range of every

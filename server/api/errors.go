@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/corvidml/corvid/server/batching"
 	"github.com/corvidml/corvid/server/repository"
 	"github.com/corvidml/corvid/server/runtime"
 )
@@ -23,6 +24,7 @@ const (
 	ReasonInvalidInput     = "INVALID_INPUT"
 	ReasonInvalidRequest   = "INVALID_REQUEST"
 	ReasonInternal         = "INTERNAL"
+	ReasonQueueFull        = "QUEUE_FULL"
 )
 
 // errInvalidRequest marks a malformed request (not its tensors).
@@ -45,8 +47,10 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	switch {
 	case errors.Is(err, repository.ErrNotFound):
 		code, reason = codes.NotFound, ReasonModelNotFound
-	case errors.Is(err, repository.ErrUnavailable), errors.Is(err, runtime.ErrClosed):
+	case errors.Is(err, repository.ErrUnavailable), errors.Is(err, runtime.ErrClosed), errors.Is(err, batching.ErrClosed):
 		code, reason = codes.Unavailable, ReasonModelUnavailable
+	case errors.Is(err, batching.ErrQueueFull):
+		code, reason = codes.Unavailable, ReasonQueueFull
 	case errors.Is(err, repository.ErrInvalidName), errors.Is(err, errInvalidRequest):
 		code, reason = codes.InvalidArgument, ReasonInvalidRequest
 	case errors.Is(err, errInvalidTensor), errors.Is(err, runtime.ErrInvalidInput):

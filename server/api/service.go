@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
@@ -17,6 +18,7 @@ import (
 
 	corvidv1 "github.com/corvidml/corvid/gen/go/corvid/v1"
 	"github.com/corvidml/corvid/kernels"
+	"github.com/corvidml/corvid/server/batching"
 	"github.com/corvidml/corvid/server/middleware"
 	"github.com/corvidml/corvid/server/onnx"
 	"github.com/corvidml/corvid/server/repository"
@@ -252,6 +254,9 @@ func modelInfo(ms repository.ModelStatus) *corvidv1.ModelInfo {
 			vs.ReloadError = v.ReloadErr.Error()
 		}
 		vs.TrafficWeight = int32(v.TrafficWeight)
+		if b := v.Batching; b != nil {
+			vs.Batching = batchingStatus(ms.Config.Batching, b)
+		}
 		if sh := v.Shadow; sh != nil {
 			vs.Shadow = &corvidv1.ShadowStatus{
 				Sample: sh.Sample, Offered: sh.Offered, Sampled: sh.Sampled, Dropped: sh.Dropped,
@@ -272,6 +277,23 @@ func modelInfo(ms repository.ModelStatus) *corvidv1.ModelInfo {
 		info.Versions = append(info.Versions, vs)
 	}
 	return info
+}
+
+func batchingStatus(cfg *repository.BatchingConfig, b *batching.Stats) *corvidv1.BatchingStatus {
+	out := &corvidv1.BatchingStatus{
+		QueueDepth: int64(b.QueueDepth), Batches: b.Batches, Requests: b.Requests, Rows: b.Rows,
+		MeanBatchRows: b.MeanBatchRows, MaxBatchRows: int64(b.MaxBatchRows),
+		QueueTimeP50: durationpb.New(b.QueueTimeP50), QueueTimeP99: durationpb.New(b.QueueTimeP99),
+		Rejected: b.Rejected, Expired: b.Expired,
+	}
+	if cfg != nil {
+		out.MaxBatchSize, out.MaxQueueSize = int64(cfg.MaxBatchSize), int64(cfg.MaxQueueSize)
+		out.MaxQueueDelay = durationpb.New(time.Duration(cfg.MaxQueueDelay))
+		for _, n := range cfg.PreferredBatchSizes {
+			out.PreferredBatchSizes = append(out.PreferredBatchSizes, int64(n))
+		}
+	}
+	return out
 }
 
 func tensorInfos(vs []onnx.ValueInfo) []*corvidv1.TensorInfo {

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/corvidml/corvid/server/batching"
 	"github.com/corvidml/corvid/server/onnx"
 	"github.com/corvidml/corvid/server/routing"
 	"github.com/corvidml/corvid/server/tensor"
@@ -119,6 +120,14 @@ type VersionStatus struct {
 	// Shadow holds the comparison figures when this version is the
 	// model's shadow.
 	Shadow *ShadowStatus
+	// Batching holds the batcher's figures when requests to this version
+	// are batched.
+	Batching *batching.Stats
+}
+
+// batchedServable is a Servable whose requests go through a batcher.
+type batchedServable interface {
+	BatchingStats() batching.Stats
 }
 
 // ShadowStatus is a shadow version's share of traffic and figures.
@@ -154,6 +163,14 @@ type version struct {
 	// failed is the file that last failed to load: it is not tried again
 	// until it changes.
 	failed fileStamp
+}
+
+// servable is what serves the version, or nil.
+func (v *version) servable() Servable {
+	if v.cur == nil {
+		return nil
+	}
+	return v.cur.s
 }
 
 // model is one model's versions and settings, guarded by Repository.mu.
@@ -429,8 +446,13 @@ func snapshot(name string, m *model) ModelStatus {
 	ms := ModelStatus{Name: name, Config: m.cfg, ConfigErr: m.cfgErr}
 	weights := m.cfg.TrafficWeights()
 	for _, v := range sortedVersions(m.versions) {
-		st := m.versions[v].status
+		ver := m.versions[v]
+		st := ver.status
 		st.TrafficWeight = weights[v]
+		if b, ok := ver.servable().(batchedServable); ok {
+			stats := b.BatchingStats()
+			st.Batching = &stats
+		}
 		if m.shadow != nil && v == m.cfg.Routing.Shadow.Version {
 			st.Shadow = &ShadowStatus{Sample: m.shadow.Config().Sample, ShadowStats: m.shadow.Stats()}
 		}

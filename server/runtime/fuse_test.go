@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -401,5 +402,22 @@ func BenchmarkQuantModes(b *testing.B) {
 				m.Close()
 			}
 		}
+	}
+}
+
+func TestFlushSubnormals(t *testing.T) {
+	w := []float32{1e-40, 1, -1e-39, 0, 0x1p-126, -0x1p-126}
+	got, changed := flushSubnormals(w)
+	if want := []float32{0, 1, 0, 0, 0x1p-126, -0x1p-126}; !changed || !slices.Equal(got, want) {
+		t.Errorf("flushSubnormals = %v, %t; want %v, true", got, changed, want)
+	}
+	if w[0] != 1e-40 {
+		t.Error("flushSubnormals changed its input")
+	}
+	if got, changed := flushSubnormals([]float32{1, 2}); changed || len(got) != 2 {
+		t.Errorf("no subnormals: %v %t", got, changed)
+	}
+	if _, changed := flushSubnormals(nil); changed {
+		t.Error("empty slice changed")
 	}
 }

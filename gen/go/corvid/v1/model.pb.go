@@ -190,7 +190,10 @@ type ModelVersionStatus struct {
 	// Set when this version is the model's shadow: it receives copies of the
 	// traffic, whose results are compared with the primary's and never
 	// returned.
-	Shadow        *ShadowStatus `protobuf:"bytes,16,opt,name=shadow,proto3" json:"shadow,omitempty"`
+	Shadow *ShadowStatus `protobuf:"bytes,16,opt,name=shadow,proto3" json:"shadow,omitempty"`
+	// Set when requests to this version are batched (model.yaml batching):
+	// the settings, the queue and the batches run so far.
+	Batching      *BatchingStatus `protobuf:"bytes,17,opt,name=batching,proto3" json:"batching,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -337,6 +340,169 @@ func (x *ModelVersionStatus) GetShadow() *ShadowStatus {
 	return nil
 }
 
+func (x *ModelVersionStatus) GetBatching() *BatchingStatus {
+	if x != nil {
+		return x.Batching
+	}
+	return nil
+}
+
+// BatchingStatus is a version's dynamic batching.
+type BatchingStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Settings in effect.
+	MaxBatchSize        int64                `protobuf:"varint,1,opt,name=max_batch_size,json=maxBatchSize,proto3" json:"max_batch_size,omitempty"`
+	MaxQueueDelay       *durationpb.Duration `protobuf:"bytes,2,opt,name=max_queue_delay,json=maxQueueDelay,proto3" json:"max_queue_delay,omitempty"`
+	PreferredBatchSizes []int64              `protobuf:"varint,3,rep,packed,name=preferred_batch_sizes,json=preferredBatchSizes,proto3" json:"preferred_batch_sizes,omitempty"`
+	MaxQueueSize        int64                `protobuf:"varint,4,opt,name=max_queue_size,json=maxQueueSize,proto3" json:"max_queue_size,omitempty"`
+	// Requests waiting now.
+	QueueDepth int64 `protobuf:"varint,5,opt,name=queue_depth,json=queueDepth,proto3" json:"queue_depth,omitempty"`
+	// Batches run, the requests and rows in them, and their mean and largest
+	// number of rows.
+	Batches       uint64  `protobuf:"varint,6,opt,name=batches,proto3" json:"batches,omitempty"`
+	Requests      uint64  `protobuf:"varint,7,opt,name=requests,proto3" json:"requests,omitempty"`
+	Rows          uint64  `protobuf:"varint,8,opt,name=rows,proto3" json:"rows,omitempty"`
+	MeanBatchRows float64 `protobuf:"fixed64,9,opt,name=mean_batch_rows,json=meanBatchRows,proto3" json:"mean_batch_rows,omitempty"`
+	MaxBatchRows  int64   `protobuf:"varint,10,opt,name=max_batch_rows,json=maxBatchRows,proto3" json:"max_batch_rows,omitempty"`
+	// Time requests spent queued, over the last 1024.
+	QueueTimeP50 *durationpb.Duration `protobuf:"bytes,11,opt,name=queue_time_p50,json=queueTimeP50,proto3" json:"queue_time_p50,omitempty"`
+	QueueTimeP99 *durationpb.Duration `protobuf:"bytes,12,opt,name=queue_time_p99,json=queueTimeP99,proto3" json:"queue_time_p99,omitempty"`
+	// Requests refused because the queue was full, and those whose deadline
+	// passed while queued.
+	Rejected      uint64 `protobuf:"varint,13,opt,name=rejected,proto3" json:"rejected,omitempty"`
+	Expired       uint64 `protobuf:"varint,14,opt,name=expired,proto3" json:"expired,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchingStatus) Reset() {
+	*x = BatchingStatus{}
+	mi := &file_corvid_v1_model_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchingStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchingStatus) ProtoMessage() {}
+
+func (x *BatchingStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_corvid_v1_model_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchingStatus.ProtoReflect.Descriptor instead.
+func (*BatchingStatus) Descriptor() ([]byte, []int) {
+	return file_corvid_v1_model_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *BatchingStatus) GetMaxBatchSize() int64 {
+	if x != nil {
+		return x.MaxBatchSize
+	}
+	return 0
+}
+
+func (x *BatchingStatus) GetMaxQueueDelay() *durationpb.Duration {
+	if x != nil {
+		return x.MaxQueueDelay
+	}
+	return nil
+}
+
+func (x *BatchingStatus) GetPreferredBatchSizes() []int64 {
+	if x != nil {
+		return x.PreferredBatchSizes
+	}
+	return nil
+}
+
+func (x *BatchingStatus) GetMaxQueueSize() int64 {
+	if x != nil {
+		return x.MaxQueueSize
+	}
+	return 0
+}
+
+func (x *BatchingStatus) GetQueueDepth() int64 {
+	if x != nil {
+		return x.QueueDepth
+	}
+	return 0
+}
+
+func (x *BatchingStatus) GetBatches() uint64 {
+	if x != nil {
+		return x.Batches
+	}
+	return 0
+}
+
+func (x *BatchingStatus) GetRequests() uint64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *BatchingStatus) GetRows() uint64 {
+	if x != nil {
+		return x.Rows
+	}
+	return 0
+}
+
+func (x *BatchingStatus) GetMeanBatchRows() float64 {
+	if x != nil {
+		return x.MeanBatchRows
+	}
+	return 0
+}
+
+func (x *BatchingStatus) GetMaxBatchRows() int64 {
+	if x != nil {
+		return x.MaxBatchRows
+	}
+	return 0
+}
+
+func (x *BatchingStatus) GetQueueTimeP50() *durationpb.Duration {
+	if x != nil {
+		return x.QueueTimeP50
+	}
+	return nil
+}
+
+func (x *BatchingStatus) GetQueueTimeP99() *durationpb.Duration {
+	if x != nil {
+		return x.QueueTimeP99
+	}
+	return nil
+}
+
+func (x *BatchingStatus) GetRejected() uint64 {
+	if x != nil {
+		return x.Rejected
+	}
+	return 0
+}
+
+func (x *BatchingStatus) GetExpired() uint64 {
+	if x != nil {
+		return x.Expired
+	}
+	return 0
+}
+
 // ShadowStatus is how a shadow version compares with the versions that
 // answer callers, since it was configured.
 type ShadowStatus struct {
@@ -372,7 +538,7 @@ type ShadowStatus struct {
 
 func (x *ShadowStatus) Reset() {
 	*x = ShadowStatus{}
-	mi := &file_corvid_v1_model_proto_msgTypes[1]
+	mi := &file_corvid_v1_model_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -384,7 +550,7 @@ func (x *ShadowStatus) String() string {
 func (*ShadowStatus) ProtoMessage() {}
 
 func (x *ShadowStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_corvid_v1_model_proto_msgTypes[1]
+	mi := &file_corvid_v1_model_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -397,7 +563,7 @@ func (x *ShadowStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShadowStatus.ProtoReflect.Descriptor instead.
 func (*ShadowStatus) Descriptor() ([]byte, []int) {
-	return file_corvid_v1_model_proto_rawDescGZIP(), []int{1}
+	return file_corvid_v1_model_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ShadowStatus) GetSample() float64 {
@@ -516,7 +682,7 @@ type ModelInfo struct {
 
 func (x *ModelInfo) Reset() {
 	*x = ModelInfo{}
-	mi := &file_corvid_v1_model_proto_msgTypes[2]
+	mi := &file_corvid_v1_model_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -528,7 +694,7 @@ func (x *ModelInfo) String() string {
 func (*ModelInfo) ProtoMessage() {}
 
 func (x *ModelInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_corvid_v1_model_proto_msgTypes[2]
+	mi := &file_corvid_v1_model_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -541,7 +707,7 @@ func (x *ModelInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelInfo.ProtoReflect.Descriptor instead.
 func (*ModelInfo) Descriptor() ([]byte, []int) {
-	return file_corvid_v1_model_proto_rawDescGZIP(), []int{2}
+	return file_corvid_v1_model_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ModelInfo) GetName() string {
@@ -576,7 +742,7 @@ var File_corvid_v1_model_proto protoreflect.FileDescriptor
 
 const file_corvid_v1_model_proto_rawDesc = "" +
 	"\n" +
-	"\x15corvid/v1/model.proto\x12\tcorvid.v1\x1a\x16corvid/v1/tensor.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x83\x06\n" +
+	"\x15corvid/v1/model.proto\x12\tcorvid.v1\x1a\x16corvid/v1/tensor.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xba\x06\n" +
 	"\x12ModelVersionStatus\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x03R\aversion\x12+\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x15.corvid.v1.ModelStateR\x05state\x12\x14\n" +
@@ -595,10 +761,28 @@ const file_corvid_v1_model_proto_rawDesc = "" +
 	"\freload_error\x18\r \x01(\tR\vreloadError\x12G\n" +
 	"\bmetadata\x18\x0e \x03(\v2+.corvid.v1.ModelVersionStatus.MetadataEntryR\bmetadata\x12%\n" +
 	"\x0etraffic_weight\x18\x0f \x01(\x05R\rtrafficWeight\x12/\n" +
-	"\x06shadow\x18\x10 \x01(\v2\x17.corvid.v1.ShadowStatusR\x06shadow\x1a;\n" +
+	"\x06shadow\x18\x10 \x01(\v2\x17.corvid.v1.ShadowStatusR\x06shadow\x125\n" +
+	"\bbatching\x18\x11 \x01(\v2\x19.corvid.v1.BatchingStatusR\bbatching\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe0\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc4\x04\n" +
+	"\x0eBatchingStatus\x12$\n" +
+	"\x0emax_batch_size\x18\x01 \x01(\x03R\fmaxBatchSize\x12A\n" +
+	"\x0fmax_queue_delay\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\rmaxQueueDelay\x122\n" +
+	"\x15preferred_batch_sizes\x18\x03 \x03(\x03R\x13preferredBatchSizes\x12$\n" +
+	"\x0emax_queue_size\x18\x04 \x01(\x03R\fmaxQueueSize\x12\x1f\n" +
+	"\vqueue_depth\x18\x05 \x01(\x03R\n" +
+	"queueDepth\x12\x18\n" +
+	"\abatches\x18\x06 \x01(\x04R\abatches\x12\x1a\n" +
+	"\brequests\x18\a \x01(\x04R\brequests\x12\x12\n" +
+	"\x04rows\x18\b \x01(\x04R\x04rows\x12&\n" +
+	"\x0fmean_batch_rows\x18\t \x01(\x01R\rmeanBatchRows\x12$\n" +
+	"\x0emax_batch_rows\x18\n" +
+	" \x01(\x03R\fmaxBatchRows\x12?\n" +
+	"\x0equeue_time_p50\x18\v \x01(\v2\x19.google.protobuf.DurationR\fqueueTimeP50\x12?\n" +
+	"\x0equeue_time_p99\x18\f \x01(\v2\x19.google.protobuf.DurationR\fqueueTimeP99\x12\x1a\n" +
+	"\brejected\x18\r \x01(\x04R\brejected\x12\x18\n" +
+	"\aexpired\x18\x0e \x01(\x04R\aexpired\"\xe0\x03\n" +
 	"\fShadowStatus\x12\x16\n" +
 	"\x06sample\x18\x01 \x01(\x01R\x06sample\x12\x18\n" +
 	"\aoffered\x18\x02 \x01(\x04R\aoffered\x12\x18\n" +
@@ -654,35 +838,40 @@ func file_corvid_v1_model_proto_rawDescGZIP() []byte {
 }
 
 var file_corvid_v1_model_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_corvid_v1_model_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_corvid_v1_model_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_corvid_v1_model_proto_goTypes = []any{
 	(ModelState)(0),               // 0: corvid.v1.ModelState
 	(ExecutionMode)(0),            // 1: corvid.v1.ExecutionMode
 	(*ModelVersionStatus)(nil),    // 2: corvid.v1.ModelVersionStatus
-	(*ShadowStatus)(nil),          // 3: corvid.v1.ShadowStatus
-	(*ModelInfo)(nil),             // 4: corvid.v1.ModelInfo
-	nil,                           // 5: corvid.v1.ModelVersionStatus.MetadataEntry
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 7: google.protobuf.Duration
-	(*TensorInfo)(nil),            // 8: corvid.v1.TensorInfo
+	(*BatchingStatus)(nil),        // 3: corvid.v1.BatchingStatus
+	(*ShadowStatus)(nil),          // 4: corvid.v1.ShadowStatus
+	(*ModelInfo)(nil),             // 5: corvid.v1.ModelInfo
+	nil,                           // 6: corvid.v1.ModelVersionStatus.MetadataEntry
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 8: google.protobuf.Duration
+	(*TensorInfo)(nil),            // 9: corvid.v1.TensorInfo
 }
 var file_corvid_v1_model_proto_depIdxs = []int32{
 	0,  // 0: corvid.v1.ModelVersionStatus.state:type_name -> corvid.v1.ModelState
-	6,  // 1: corvid.v1.ModelVersionStatus.loaded_at:type_name -> google.protobuf.Timestamp
-	7,  // 2: corvid.v1.ModelVersionStatus.load_duration:type_name -> google.protobuf.Duration
-	8,  // 3: corvid.v1.ModelVersionStatus.inputs:type_name -> corvid.v1.TensorInfo
-	8,  // 4: corvid.v1.ModelVersionStatus.outputs:type_name -> corvid.v1.TensorInfo
+	7,  // 1: corvid.v1.ModelVersionStatus.loaded_at:type_name -> google.protobuf.Timestamp
+	8,  // 2: corvid.v1.ModelVersionStatus.load_duration:type_name -> google.protobuf.Duration
+	9,  // 3: corvid.v1.ModelVersionStatus.inputs:type_name -> corvid.v1.TensorInfo
+	9,  // 4: corvid.v1.ModelVersionStatus.outputs:type_name -> corvid.v1.TensorInfo
 	1,  // 5: corvid.v1.ModelVersionStatus.execution_mode:type_name -> corvid.v1.ExecutionMode
-	5,  // 6: corvid.v1.ModelVersionStatus.metadata:type_name -> corvid.v1.ModelVersionStatus.MetadataEntry
-	3,  // 7: corvid.v1.ModelVersionStatus.shadow:type_name -> corvid.v1.ShadowStatus
-	7,  // 8: corvid.v1.ShadowStatus.latency_p50:type_name -> google.protobuf.Duration
-	7,  // 9: corvid.v1.ShadowStatus.latency_p99:type_name -> google.protobuf.Duration
-	2,  // 10: corvid.v1.ModelInfo.versions:type_name -> corvid.v1.ModelVersionStatus
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	6,  // 6: corvid.v1.ModelVersionStatus.metadata:type_name -> corvid.v1.ModelVersionStatus.MetadataEntry
+	4,  // 7: corvid.v1.ModelVersionStatus.shadow:type_name -> corvid.v1.ShadowStatus
+	3,  // 8: corvid.v1.ModelVersionStatus.batching:type_name -> corvid.v1.BatchingStatus
+	8,  // 9: corvid.v1.BatchingStatus.max_queue_delay:type_name -> google.protobuf.Duration
+	8,  // 10: corvid.v1.BatchingStatus.queue_time_p50:type_name -> google.protobuf.Duration
+	8,  // 11: corvid.v1.BatchingStatus.queue_time_p99:type_name -> google.protobuf.Duration
+	8,  // 12: corvid.v1.ShadowStatus.latency_p50:type_name -> google.protobuf.Duration
+	8,  // 13: corvid.v1.ShadowStatus.latency_p99:type_name -> google.protobuf.Duration
+	2,  // 14: corvid.v1.ModelInfo.versions:type_name -> corvid.v1.ModelVersionStatus
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_corvid_v1_model_proto_init() }
@@ -697,7 +886,7 @@ func file_corvid_v1_model_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_corvid_v1_model_proto_rawDesc), len(file_corvid_v1_model_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

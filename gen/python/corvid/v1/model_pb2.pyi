@@ -41,7 +41,7 @@ EXECUTION_MODE_INT8_STATIC: ExecutionMode
 EXECUTION_MODE_INT8_PREQUANTIZED: ExecutionMode
 
 class ModelVersionStatus(_message.Message):
-    __slots__ = ("version", "state", "error", "sha256", "loaded_at", "load_duration", "inputs", "outputs", "execution_mode", "max_batch_size", "kernel_tier", "labels", "reload_error", "metadata", "traffic_weight", "shadow")
+    __slots__ = ("version", "state", "error", "sha256", "loaded_at", "load_duration", "inputs", "outputs", "execution_mode", "max_batch_size", "kernel_tier", "labels", "reload_error", "metadata", "traffic_weight", "shadow", "batching")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -65,6 +65,7 @@ class ModelVersionStatus(_message.Message):
     METADATA_FIELD_NUMBER: _ClassVar[int]
     TRAFFIC_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     SHADOW_FIELD_NUMBER: _ClassVar[int]
+    BATCHING_FIELD_NUMBER: _ClassVar[int]
     version: int
     state: ModelState
     error: str
@@ -81,7 +82,40 @@ class ModelVersionStatus(_message.Message):
     metadata: _containers.ScalarMap[str, str]
     traffic_weight: int
     shadow: ShadowStatus
-    def __init__(self, version: _Optional[int] = ..., state: _Optional[_Union[ModelState, str]] = ..., error: _Optional[str] = ..., sha256: _Optional[str] = ..., loaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., load_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., inputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorInfo, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorInfo, _Mapping]]] = ..., execution_mode: _Optional[_Union[ExecutionMode, str]] = ..., max_batch_size: _Optional[int] = ..., kernel_tier: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., reload_error: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., traffic_weight: _Optional[int] = ..., shadow: _Optional[_Union[ShadowStatus, _Mapping]] = ...) -> None: ...
+    batching: BatchingStatus
+    def __init__(self, version: _Optional[int] = ..., state: _Optional[_Union[ModelState, str]] = ..., error: _Optional[str] = ..., sha256: _Optional[str] = ..., loaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., load_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., inputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorInfo, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorInfo, _Mapping]]] = ..., execution_mode: _Optional[_Union[ExecutionMode, str]] = ..., max_batch_size: _Optional[int] = ..., kernel_tier: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., reload_error: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., traffic_weight: _Optional[int] = ..., shadow: _Optional[_Union[ShadowStatus, _Mapping]] = ..., batching: _Optional[_Union[BatchingStatus, _Mapping]] = ...) -> None: ...
+
+class BatchingStatus(_message.Message):
+    __slots__ = ("max_batch_size", "max_queue_delay", "preferred_batch_sizes", "max_queue_size", "queue_depth", "batches", "requests", "rows", "mean_batch_rows", "max_batch_rows", "queue_time_p50", "queue_time_p99", "rejected", "expired")
+    MAX_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MAX_QUEUE_DELAY_FIELD_NUMBER: _ClassVar[int]
+    PREFERRED_BATCH_SIZES_FIELD_NUMBER: _ClassVar[int]
+    MAX_QUEUE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    BATCHES_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    MEAN_BATCH_ROWS_FIELD_NUMBER: _ClassVar[int]
+    MAX_BATCH_ROWS_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_TIME_P50_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_TIME_P99_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    EXPIRED_FIELD_NUMBER: _ClassVar[int]
+    max_batch_size: int
+    max_queue_delay: _duration_pb2.Duration
+    preferred_batch_sizes: _containers.RepeatedScalarFieldContainer[int]
+    max_queue_size: int
+    queue_depth: int
+    batches: int
+    requests: int
+    rows: int
+    mean_batch_rows: float
+    max_batch_rows: int
+    queue_time_p50: _duration_pb2.Duration
+    queue_time_p99: _duration_pb2.Duration
+    rejected: int
+    expired: int
+    def __init__(self, max_batch_size: _Optional[int] = ..., max_queue_delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., preferred_batch_sizes: _Optional[_Iterable[int]] = ..., max_queue_size: _Optional[int] = ..., queue_depth: _Optional[int] = ..., batches: _Optional[int] = ..., requests: _Optional[int] = ..., rows: _Optional[int] = ..., mean_batch_rows: _Optional[float] = ..., max_batch_rows: _Optional[int] = ..., queue_time_p50: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., queue_time_p99: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., rejected: _Optional[int] = ..., expired: _Optional[int] = ...) -> None: ...
 
 class ShadowStatus(_message.Message):
     __slots__ = ("sample", "offered", "sampled", "dropped", "failed", "timed_out", "compared", "label_rows", "agreement", "mean_abs_diff", "max_abs_diff", "mismatched", "latency_p50", "latency_p99")
