@@ -121,8 +121,20 @@ pytest: build $(VENV)/.stamp ## Python tests (reference comparison with ONNX Run
 
 .PHONY: bench
 bench: ## Serving benchmarks: latency beside a bare gRPC round trip, cold start, idle RSS.
-	go test -run '^$$' -bench Serving -benchtime 3000x -count 3 ./bench/
+	go test -run '^$$' -bench '^BenchmarkServing$$' -benchtime 3000x -count 3 ./bench/
 	go test -run '^$$' -bench 'ColdStart|IdleRSS' -benchtime 5x ./bench/
+
+.PHONY: bench-quant
+bench-quant: ## int8 against fp32: GEMM kernels beside ONNX Runtime, the executor, and end to end.
+	go test -run '^$$' -bench 'BenchmarkGemmU8S8$$|BenchmarkSgemm$$' -cpu 1 ./kernels/
+	$(PY) bench/ort/gemm.py
+	go test -run '^$$' -bench BenchmarkQuantModes -benchtime 200x ./server/runtime/
+	go test -run '^$$' -bench BenchmarkQuantServing -benchtime 200x ./bench/
+
+.PHONY: bench-lifecycle
+bench-lifecycle: ## Batching on and off at 64 clients; the cost of a shadow version on latency.
+	go test -run '^$$' -bench BenchmarkBatching -benchtime 4000x ./bench/
+	go test -run '^$$' -bench BenchmarkShadowCost -benchtime 2000x ./bench/
 
 .PHONY: clean
 clean: ## Remove built binaries and installed tools.

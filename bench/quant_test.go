@@ -21,7 +21,16 @@ import (
 // mlpModel returns an ONNX MLP with the given layer sizes (Gemm + Relu
 // between layers, no activation after the last), random weights from a
 // fixed seed, input "x" [N sizes[0]] and output "y".
-func mlpModel(b *testing.B, sizes ...int64) []byte {
+func mlpModel(b *testing.B, sizes ...int64) []byte { return buildMLP(b, false, sizes...) }
+
+// slowDigitsModel has the digits model's signature (input [N 64]; label and
+// probabilities over 10 classes) but a 64-2048-2048-10 MLP behind it: some
+// 4.3 M multiply-accumulates per row, about 70 times the digits model.
+func slowDigitsModel(b *testing.B) []byte { return buildMLP(b, true, 64, 2048, 2048, 10) }
+
+// buildMLP writes the MLP; classifier names the input "input" and adds a
+// Softmax ("probabilities") and an ArgMax ("label") after the last layer.
+func buildMLP(b *testing.B, classifier bool, sizes ...int64) []byte {
 	b.Helper()
 	r := rand.New(rand.NewPCG(7, 8))
 	floats := func(name string, dims ...int64) *onnxpb.TensorProto {
@@ -35,15 +44,20 @@ func mlpModel(b *testing.B, sizes ...int64) []byte {
 		}
 		return &onnxpb.TensorProto{Name: name, Dims: dims, DataType: 1, RawData: raw}
 	}
-	info := func(name string, n int64) *onnxpb.ValueInfoProto {
+	info := func(name string, elem int32, n int64) *onnxpb.ValueInfoProto {
+		dims := []*onnxpb.TensorShapeProto_Dimension{{Value: &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: "N"}}}
+		if n > 0 {
+			dims = append(dims, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: n}})
+		}
 		return &onnxpb.ValueInfoProto{Name: name, Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{
-			TensorType: &onnxpb.TypeProto_Tensor{ElemType: 1, Shape: &onnxpb.TensorShapeProto{Dim: []*onnxpb.TensorShapeProto_Dimension{
-				{Value: &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: "N"}},
-				{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: n}},
-			}}}}}}
+			TensorType: &onnxpb.TypeProto_Tensor{ElemType: elem, Shape: &onnxpb.TensorShapeProto{Dim: dims}}}}}
 	}
-	g := &onnxpb.GraphProto{Name: "mlp", Input: []*onnxpb.ValueInfoProto{info("x", sizes[0])}}
-	prev := "x"
+	input, last := "x", sizes[len(sizes)-1]
+	if classifier {
+		input = "input"
+	}
+	g := &onnxpb.GraphProto{Name: "mlp", Input: []*onnxpb.ValueInfoProto{info(input, 1, sizes[0])}}
+	prev := input
 	for i := 1; i < len(sizes); i++ {
 		w, bias, out := fmt.Sprintf("w%d", i), fmt.Sprintf("b%d", i), fmt.Sprintf("h%d", i)
 		g.Initializer = append(g.Initializer, floats(w, sizes[i-1], sizes[i]), floats(bias, sizes[i]))
@@ -57,7 +71,15 @@ func mlpModel(b *testing.B, sizes ...int64) []byte {
 			prev = out + "r"
 		}
 	}
-	g.Output = []*onnxpb.ValueInfoProto{info("y", sizes[len(sizes)-1])}
+	g.Output = []*onnxpb.ValueInfoProto{info("y", 1, last)}
+	if classifier {
+		axis := &onnxpb.AttributeProto{Name: "axis", Type: onnxpb.AttributeProto_INT, I: 1}
+		keep := &onnxpb.AttributeProto{Name: "keepdims", Type: onnxpb.AttributeProto_INT, I: 0}
+		g.Node = append(g.Node,
+			&onnxpb.NodeProto{Name: "softmax", OpType: "Softmax", Input: []string{"y"}, Output: []string{"probabilities"}, Attribute: []*onnxpb.AttributeProto{axis}},
+			&onnxpb.NodeProto{Name: "argmax", OpType: "ArgMax", Input: []string{"probabilities"}, Output: []string{"label"}, Attribute: []*onnxpb.AttributeProto{axis, keep}})
+		g.Output = []*onnxpb.ValueInfoProto{info("label", 7, 0), info("probabilities", 1, last)}
+	}
 	data, err := proto.Marshal(&onnxpb.ModelProto{IrVersion: 8, OpsetImport: []*onnxpb.OperatorSetIdProto{{Version: 17}}, Graph: g})
 	if err != nil {
 		b.Fatal(err)
