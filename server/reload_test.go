@@ -145,6 +145,15 @@ func TestHotReloadUnderLoad(t *testing.T) {
 		}
 	}
 	t.Logf("%d requests, none failed; per version %v; v3: %s", total.Load(), counts, failedV3.GetError())
+
+	// The whole model folder goes: the model drains and is then not found.
+	if err := os.RemoveAll(filepath.Join(dir, "digits")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		_, err := in.client.Predict(context.Background(), "digits", x)
+		return status.Code(err) == codes.NotFound
+	})
 }
 
 // TestLabelsMetadataMLflow: labels route requests and move when model.yaml

@@ -107,9 +107,51 @@ func writeModel(w io.Writer, m *corvidv1.ModelInfo) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if err := writeTraffic(w, m); err != nil {
+		return err
+	}
 	return writeLoadErrors(w, m, func(v *corvidv1.ModelVersionStatus) string {
 		return fmt.Sprintf("version %d", v.GetVersion())
 	})
+}
+
+// writeTraffic prints, for the versions that have them, labels, traffic
+// weights, shadow figures, batching figures and reload errors, then a
+// rejected model.yaml.
+func writeTraffic(w io.Writer, m *corvidv1.ModelInfo) error {
+	var lines []string
+	for _, v := range m.GetVersions() {
+		var parts []string
+		if l := v.GetLabels(); len(l) > 0 {
+			parts = append(parts, "labels "+strings.Join(l, ", "))
+		}
+		if tw := v.GetTrafficWeight(); tw > 0 {
+			parts = append(parts, fmt.Sprintf("traffic weight %d", tw))
+		}
+		if sh := v.GetShadow(); sh != nil {
+			parts = append(parts, fmt.Sprintf("shadow: %d of %d copies compared, %d dropped, %d failed; label agreement %.3f over %d rows; max |diff| %.3g; latency p50 %v",
+				sh.GetCompared(), sh.GetSampled(), sh.GetDropped(), sh.GetFailed()+sh.GetTimedOut(), sh.GetAgreement(), sh.GetLabelRows(),
+				sh.GetMaxAbsDiff(), sh.GetLatencyP50().AsDuration()))
+		}
+		if b := v.GetBatching(); b != nil {
+			parts = append(parts, fmt.Sprintf("batching: %d requests in %d batches (mean %.1f rows), queue %d, queue time p50 %v, %d refused",
+				b.GetRequests(), b.GetBatches(), b.GetMeanBatchRows(), b.GetQueueDepth(), b.GetQueueTimeP50().AsDuration(), b.GetRejected()))
+		}
+		if e := v.GetReloadError(); e != "" {
+			parts = append(parts, "serving its previous file; the new one failed: "+e)
+		}
+		if len(parts) > 0 {
+			lines = append(lines, fmt.Sprintf("version %d: %s", v.GetVersion(), strings.Join(parts, "; ")))
+		}
+	}
+	if e := m.GetConfigError(); e != "" {
+		lines = append(lines, "model.yaml rejected, previous settings in effect: "+e)
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	_, err := fmt.Fprintf(w, "\n%s\n", strings.Join(lines, "\n"))
+	return err
 }
 
 // writeModels prints every version of every model, one per line so that the

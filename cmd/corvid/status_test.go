@@ -21,6 +21,8 @@ var statusModels = []*corvidv1.ModelInfo{
 			Sha256:        "3f2a9c1b4e5d60718293a4b5c6d7e8f90123456789abcdef0123456789abcdef",
 			ExecutionMode: corvidv1.ExecutionMode_EXECUTION_MODE_INT8_DYNAMIC,
 			KernelTier:    "avx512vnni",
+			Labels:        []string{"canary", "stable"},
+			TrafficWeight: 90,
 			Inputs:        []*corvidv1.TensorInfo{{Name: "input", Dtype: corvidv1.DataType_DATA_TYPE_FP32, Shape: []int64{-1, 64}}},
 			Outputs: []*corvidv1.TensorInfo{
 				{Name: "probabilities", Dtype: corvidv1.DataType_DATA_TYPE_FP32, Shape: []int64{-1, 10}},
@@ -84,6 +86,8 @@ func TestRunStatus(t *testing.T) {
 VERSION  STATE      SHA256        MODE          KERNELS     INPUTS             OUTPUTS
 1        AVAILABLE  3f2a9c1b4e5d  int8-dynamic  avx512vnni  input fp32[-1,64]  probabilities fp32[-1,10], label int64[-1]
 2        FAILED     b0b0          -             -           -                  -
+
+version 1: labels canary, stable; traffic weight 90
 
 version 2 failed to load: onnx: node 3: unsupported op "Foo"
   second line
