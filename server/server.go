@@ -133,8 +133,17 @@ func loader(cfg config.Config, log *slog.Logger) repository.Loader {
 			}
 		}
 		m, err := runtime.Compile(g, opts)
-		if err != nil || req.Config.Batching == nil {
-			return m, err
+		if err != nil {
+			return nil, err
+		}
+		// One inference per batch bucket on every worker, before the
+		// version takes traffic. Zeros are not every model's idea of an
+		// input, so a failure here is logged, not fatal.
+		if err := m.Warm(ctx); err != nil {
+			log.Warn("warm-up failed; graphs will be built on first use", "error", err.Error())
+		}
+		if req.Config.Batching == nil {
+			return m, nil
 		}
 		bc := req.Config.Batching
 		b, err := batching.New(m, batching.Config{

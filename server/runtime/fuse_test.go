@@ -421,3 +421,22 @@ func TestFlushSubnormals(t *testing.T) {
 		t.Error("empty slice changed")
 	}
 }
+
+// TestWarm: Warm builds every batch bucket's graph on every worker.
+func TestWarm(t *testing.T) {
+	m, err := Compile(leanMLP(16, 8, 4), Options{Workers: 3, MaxBatch: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Warm(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for range m.nworkers {
+		w := <-m.workers
+		defer func() { m.workers <- w }()
+		if len(w.instances) != len(m.buckets) {
+			t.Errorf("a worker has %d graphs after Warm, want one per bucket (%v)", len(w.instances), m.buckets)
+		}
+	}
+}

@@ -689,3 +689,51 @@ func names(vs []onnx.ValueInfo) string {
 	}
 	return strings.Join(ns, ", ")
 }
+
+// Warm runs one inference on zeros per batch bucket on every worker, so
+// that the first requests after a load (or a hot swap) do not pay for
+// building graphs. Models with dynamic dimensions other than the batch, or
+// inputs that decide shapes, compile per request size and are not warmed.
+// It returns the first error, which means the model cannot serve.
+func (m *Model) Warm(ctx context.Context) error {
+	if len(m.free) > 0 || len(m.valueIn) > 0 {
+		return nil
+	}
+	ws := make([]*worker, 0, m.nworkers)
+	defer func() {
+		for _, w := range ws {
+			m.workers <- w
+		}
+	}()
+	for range m.nworkers {
+		w, err := m.acquire(ctx)
+		if err != nil {
+			return err
+		}
+		ws = append(ws, w)
+	}
+	want := make([]int, len(m.outputs))
+	for i := range want {
+		want[i] = i
+	}
+	for _, w := range ws {
+		for bi, size := range m.buckets {
+			inputs := make(map[string]*tensor.Tensor, len(m.inputs))
+			for _, in := range m.inputs {
+				shape := slices.Clone(in.Shape)
+				if m.batched && len(shape) > 0 && shape[0] < 0 {
+					shape[0] = int64(size)
+				}
+				t, err := tensor.New(in.DType, shape)
+				if err != nil {
+					return fmt.Errorf("%w: warming up: %w", ErrInternal, err)
+				}
+				inputs[in.Name] = t
+			}
+			if _, err := m.runOn(w, bi, nil, size, inputs, want); err != nil {
+				return fmt.Errorf("warming up at batch %d: %w", size, err)
+			}
+		}
+	}
+	return nil
+}
