@@ -3,8 +3,14 @@
 // slices. It knows nothing of Gorgonia, ONNX or gRPC; the runtime calls it.
 //
 // Every kernel has a pure-Go reference whose doc comment says exactly what it
-// computes; the SIMD tiers (AVX-512 VNNI, AVX2) are tested against it,
-// bit-exact for integer results. The tier is chosen once from the CPU's
-// features; CORVID_KERNELS=generic|avx2|avx512vnni forces one (for tests and
+// computes; the SIMD tiers (AMX tiles, AVX-512 VNNI, AVX2) are tested against
+// it, bit-exact for integer results. The tier is chosen once from the CPU's
+// features (AMX also needs the OS to grant the tile state);
+// CORVID_KERNELS=generic|avx2|avx512vnni|amx forces one (for tests and
 // benchmarks), and the purego build tag compiles the references alone.
+//
+// Large GEMMs are split across cores by a persistent worker pool (pool.go,
+// parallel.go); small ones, and GEMMs that find the pool busy, stay on the
+// caller's core. CORVID_KERNEL_THREADS bounds the threads (default
+// GOMAXPROCS).
 package kernels

@@ -150,7 +150,7 @@ func GemmU8S8Checked(m int, a []uint8, lda int, aZero uint8, pb *PackedB, c []in
 		}
 		return nil
 	}
-	gemmU8S8(active, m, a, lda, aZero, pb, c, ldc)
+	gemmU8S8Par(active, m, a, lda, aZero, pb, c, ldc)
 	return nil
 }
 

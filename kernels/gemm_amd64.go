@@ -12,6 +12,8 @@ package kernels
 
 func gemmU8S8(t Tier, m int, a []uint8, lda int, aZero uint8, pb *PackedB, c []int32, ldc int) {
 	switch t {
+	case AMX:
+		gemmAMX(m, a, lda, aZero, pb, c, ldc)
 	case AVX512VNNI:
 		gemmVNNI(m, a, lda, aZero, pb, c, ldc)
 	case AVX2:

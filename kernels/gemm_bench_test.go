@@ -4,27 +4,71 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/corvidml/corvid/bench/peak/peakmeter"
 )
 
-// Per-core peaks of the development machine (AMD EPYC Zen 4, ~3.6 GHz under
-// AVX-512 load), from /work/shared/PERF.md "The physical peak": VPDPBUSD does
-// 64 multiply-accumulates per cycle, the AVX2 int8 path half that. GOPS count
-// two operations per multiply-accumulate.
+// peakRef names the peak a benchmark quotes its share of: the per-core rate
+// of one of the instruction families bench/peak/peakmeter measures, on this
+// machine, once per process (about 100 ms each), not a figure from PERF.md's
+// machine. peakNone reports no share.
+type peakRef int
+
 const (
-	peakVNNIGOPS = 464
-	peakAVX2GOPS = 234
+	peakNone     peakRef = iota
+	peakVNNIGOPS         // VPDPBUSD zmm
+	peakAVX2GOPS         // VPMADDUBSW+VPMADDWD+VPADDD ymm
+	peakFMAZmm           // VFMADD231PS zmm, GFLOPS
+	peakFMAYmm           // VFMADD231PS ymm, GFLOPS
 )
 
-func tierPeakGOPS(t Tier) float64 {
+var peakFamilies = [...]string{peakVNNIGOPS: "vnni_zmm", peakAVX2GOPS: "avx2_int8", peakFMAZmm: "fma_zmm", peakFMAYmm: "fma_ymm"}
+
+var peakOnce [len(peakFamilies)]func() float64
+
+func init() {
+	for i, name := range peakFamilies {
+		if name == "" {
+			continue
+		}
+		peakOnce[i] = sync.OnceValue(func() float64 {
+			r, ok := peakmeter.PerCore(name, 100*time.Millisecond)
+			if !ok {
+				return 0
+			}
+			fmt.Printf("measured peak: %s %.1f G/s per core\n", name, r/1e9)
+			return r / 1e9
+		})
+	}
+}
+
+// perCore returns the measured per-core peak in GOPS or GFLOPS, 0 for
+// peakNone or a family this CPU lacks.
+func (p peakRef) perCore() float64 {
+	if p <= peakNone || int(p) >= len(peakOnce) {
+		return 0
+	}
+	return peakOnce[p]()
+}
+
+// tierPeak is the int8 peak the GEMM of tier t is a share of. AMX has no
+// measured peak (peakmeter has no tile loop).
+func tierPeak(t Tier) peakRef {
 	switch t {
 	case AVX512VNNI:
 		return peakVNNIGOPS
 	case AVX2:
 		return peakAVX2GOPS
 	}
-	return 0
+	return peakNone
 }
+
+// benchThreads are the thread counts the GEMM benchmarks compare.
+var benchThreads = []int{1, 2}
 
 var gemmBenchShapes = [][3]int{ // M, N, K
 	{1, 768, 768}, {8, 768, 768}, {32, 768, 768}, {128, 768, 768},
@@ -32,8 +76,10 @@ var gemmBenchShapes = [][3]int{ // M, N, K
 	{1024, 1024, 1024},
 }
 
-// BenchmarkGemmU8S8 runs the PERF.md shapes on every tier, B packed once and
-// warm; it reports GOPS (2*M*N*K per call) and the share of the tier's peak.
+// BenchmarkGemmU8S8 runs the PERF.md shapes on every tier, on 1 and 2 cores
+// (SetParallelism; the generic tier on 1), B packed once and warm; it
+// reports GOPS (2*M*N*K per call) and the share of the tier's measured peak
+// over the cores used.
 func BenchmarkGemmU8S8(b *testing.B) {
 	for tier := Generic; tier <= Best; tier++ {
 		for _, s := range gemmBenchShapes {
@@ -41,37 +87,101 @@ func BenchmarkGemmU8S8(b *testing.B) {
 			if tier == Generic && m*n*k > 8*768*768 {
 				continue // minutes per shape; the reference is not the point
 			}
-			b.Run(fmt.Sprintf("%v/M=%d_N=%d_K=%d", tier, m, n, k), func(b *testing.B) {
-				prev, err := SetTier(tier)
-				if err != nil {
-					b.Fatal(err)
+			for _, threads := range benchThreads {
+				if tier == Generic && threads > 1 {
+					continue
 				}
-				defer SetTier(prev)
-				r := rand.New(rand.NewPCG(1, 2))
-				a := make([]uint8, m*k)
-				for i := range a {
-					a[i] = uint8(r.UintN(256))
-				}
-				w := make([]int8, k*n)
-				for i := range w {
-					w[i] = int8(r.UintN(256))
-				}
-				pb := PackB(w, k, n)
-				c := make([]int32, m*n)
-				GemmU8S8(m, a, k, 128, pb, c, n)
-				gemmBenchOps(b, float64(m)*float64(n)*float64(k), tierPeakGOPS(tier), func() {
+				b.Run(fmt.Sprintf("%v/M=%d_N=%d_K=%d/threads=%d", tier, m, n, k, threads), func(b *testing.B) {
+					prev, err := SetTier(tier)
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer SetTier(prev)
+					defer SetParallelism(SetParallelism(threads))
+					r := rand.New(rand.NewPCG(1, 2))
+					a := make([]uint8, m*k)
+					for i := range a {
+						a[i] = uint8(r.UintN(256))
+					}
+					w := make([]int8, k*n)
+					for i := range w {
+						w[i] = int8(r.UintN(256))
+					}
+					pb := PackB(w, k, n)
+					c := make([]int32, m*n)
 					GemmU8S8(m, a, k, 128, pb, c, n)
+					gemmBenchOpsN(b, float64(m)*float64(n)*float64(k), tierPeak(tier), threads, func() {
+						GemmU8S8(m, a, k, 128, pb, c, n)
+					})
 				})
-			})
+				if threads == 1 || tier == Generic {
+					continue
+				}
+				// The control: as many independent one-core GEMMs at once,
+				// the most threads cores can give at that moment on a
+				// shared machine.
+				b.Run(fmt.Sprintf("%v/M=%d_N=%d_K=%d/callers=%d", tier, m, n, k, threads), func(b *testing.B) {
+					prev, err := SetTier(tier)
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer SetTier(prev)
+					defer SetParallelism(SetParallelism(1))
+					a := make([]uint8, m*k)
+					pb := PackB(make([]int8, k*n), k, n)
+					benchCallers(b, float64(m)*float64(n)*float64(k), "GOPS", tierPeak(tier), threads, func() func() {
+						c := make([]int32, m*n)
+						return func() { GemmU8S8(m, a, k, 128, pb, c, n) }
+					})
+				})
+			}
 		}
 	}
 }
 
-// gemmBenchOps runs f in a b.Loop and reports GOPS (2*macs per call), the share
-// of peak (when peak > 0) and, where the OS tells a thread's CPU time,
-// cpuGOPS: the same rate over the CPU time the benchmark's thread got,
-// which other processes on a shared machine disturb less than wall time.
-func gemmBenchOps(b *testing.B, macs, peak float64, f func()) {
+// benchCallers runs b.N calls spread over callers goroutines, each locked
+// to an OS thread and calling its own newCall(), and reports the aggregate
+// rate (2*macs per call) in unit and its share of callers times the peak.
+func benchCallers(b *testing.B, macs float64, unit string, peak peakRef, callers int, newCall func() func()) {
+	pk := peak.perCore() * float64(callers)
+	calls := make([]func(), callers)
+	for i := range calls {
+		calls[i] = newCall()
+		calls[i]()
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for _, f := range calls {
+		wg.Go(func() {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			for next.Add(1) <= int64(b.N) {
+				f()
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	rate := 2 * macs * float64(b.N) / b.Elapsed().Seconds() / 1e9
+	b.ReportMetric(rate, unit)
+	if pk > 0 {
+		b.ReportMetric(100*rate/pk, "%peak")
+	}
+}
+
+// gemmBenchOps is gemmBenchOpsN on one core.
+func gemmBenchOps(b *testing.B, macs float64, peak peakRef, f func()) {
+	gemmBenchOpsN(b, macs, peak, 1, f)
+}
+
+// gemmBenchOpsN runs f in a b.Loop and reports GOPS (2*macs per call), the
+// share of threads times the measured per-core peak (unless peak is
+// peakNone) and, on one core where the OS tells a thread's CPU time,
+// cpuGOPS: the same rate over the CPU time the benchmark's thread got, which
+// other processes on a shared machine disturb less than wall time.
+func gemmBenchOpsN(b *testing.B, macs float64, peak peakRef, threads int, f func()) {
+	pk := peak.perCore() * float64(threads)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	b.ResetTimer()
@@ -83,10 +193,10 @@ func gemmBenchOps(b *testing.B, macs, peak float64, f func()) {
 	ops := 2 * macs * float64(b.N)
 	gops := ops / b.Elapsed().Seconds() / 1e9
 	b.ReportMetric(gops, "GOPS")
-	if peak > 0 {
-		b.ReportMetric(100*gops/peak, "%peak")
+	if pk > 0 {
+		b.ReportMetric(100*gops/pk, "%peak")
 	}
-	if cpu > 0 {
+	if cpu > 0 && threads == 1 {
 		b.ReportMetric(ops/cpu.Seconds()/1e9, "cpuGOPS")
 	}
 }
@@ -136,8 +246,9 @@ func BenchmarkQuantizeU8(b *testing.B) {
 }
 
 // BenchmarkGemmU8S8Dequant compares the fused GEMM + epilogue with the two
-// calls in sequence (32 x 768 x 768, active tier).
+// calls in sequence (32 x 768 x 768, active tier, one core).
 func BenchmarkGemmU8S8Dequant(b *testing.B) {
+	defer SetParallelism(SetParallelism(1))
 	const m, n, k = 32, 768, 768
 	r := rand.New(rand.NewPCG(1, 2))
 	a := make([]uint8, m*k)
@@ -157,12 +268,12 @@ func BenchmarkGemmU8S8Dequant(b *testing.B) {
 	c := make([]int32, m*n)
 	out := make([]float32, m*n)
 	b.Run("fused", func(b *testing.B) {
-		gemmBenchOps(b, m*n*k, tierPeakGOPS(Active()), func() {
+		gemmBenchOps(b, m*n*k, tierPeak(Active()), func() {
 			GemmU8S8Dequant(m, a, k, 128, 0.02, pb, sc, bias, true, out, n)
 		})
 	})
 	b.Run("separate", func(b *testing.B) {
-		gemmBenchOps(b, m*n*k, tierPeakGOPS(Active()), func() {
+		gemmBenchOps(b, m*n*k, tierPeak(Active()), func() {
 			GemmU8S8(m, a, k, 128, pb, c, n)
 			DequantizeBiasReLU(c, m, n, n, 0.02, sc, bias, true, out)
 		})

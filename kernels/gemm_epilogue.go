@@ -118,7 +118,7 @@ func GemmU8S8Dequant(m int, a []uint8, lda int, aZero uint8, aScale float32, pb 
 		if k == 0 {
 			clear(c[:r*n])
 		} else {
-			gemmU8S8(t, r, a[i0*lda:], lda, aZero, pb, c, n)
+			gemmU8S8Par(t, r, a[i0*lda:], lda, aZero, pb, c, n)
 		}
 		for i := range r {
 			dequantizeRow(t, out[(i0+i)*ldo:][:n], c[i*n:][:n], scales, bias, relu)

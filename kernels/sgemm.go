@@ -14,8 +14,8 @@ import (
 // ldc. When beta is zero C is not read, so NaNs in it do not propagate. It
 // panics, as gonum's BLAS does, on negative sizes, short strides or short
 // slices. The active tier (see Active) picks the kernel; sgemmGeneric is the
-// reference every tier is tested against. It is safe for concurrent use and
-// runs on the calling goroutine.
+// reference every tier is tested against. It is safe for concurrent use; a
+// large product is split over the kernels' worker pool (see SetParallelism).
 func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	sgemmCheck(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
 	if m == 0 || n == 0 {
@@ -30,6 +30,12 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 		sgemmGeneric(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
+	sgemmPar(ar, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// sgemmSerial is Sgemm on ar's kernels, on the calling goroutine. Arguments
+// are checked, m, n, k > 0 and alpha != 0.
+func sgemmSerial(ar *sgemmArch, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if m == 1 && !transB {
 		sgemmGemv(ar, transA, n, k, alpha, a, lda, b, ldb, beta, c)
 		return
@@ -180,7 +186,7 @@ func SgemmPacked(transA bool, m int, alpha float32, a []float32, lda int, pb *Sg
 		sgemmPackedGeneric(transA, m, alpha, a, lda, pb, beta, c, ldc)
 		return
 	}
-	sgemmBlocked(ar, transA, m, n, k, alpha, a, lda, sgemmB{packed: pb}, beta, c, ldc)
+	sgemmPackedPar(ar, transA, m, alpha, a, lda, pb, beta, c, ldc)
 }
 
 func sgemmCheck(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {

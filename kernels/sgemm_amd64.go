@@ -14,7 +14,7 @@ var (
 // kernels for AVX2, nil (the reference) for Generic.
 func sgemmArchFor(t Tier) *sgemmArch {
 	switch t {
-	case AVX512VNNI:
+	case AVX512VNNI, AMX:
 		return sgemmArch512
 	case AVX2:
 		return sgemmArch256

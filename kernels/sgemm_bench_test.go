@@ -9,9 +9,18 @@ import (
 	"gonum.org/v1/gonum/blas/gonum"
 )
 
-// sgemmPeakGFLOPS is one core's fp32 FMA peak on the development machine
-// (VFMADD231PS zmm, Zen 4 at ~3.6 GHz; ../shared/PERF.md).
-const sgemmPeakGFLOPS = 117
+// sgemmPeak is the fp32 FMA peak tier t's kernels are a share of: zmm for
+// the AVX-512 tiers, ymm for AVX2; for Generic (and gonum), that of the best
+// tier, the most this machine does.
+func sgemmPeak(t Tier) peakRef {
+	switch {
+	case t == Generic:
+		return sgemmPeak(Best)
+	case t == AVX2:
+		return peakFMAYmm
+	}
+	return peakFMAZmm
+}
 
 var sgemmBenchShapes = [][3]int{ // m, n, k
 	{1, 768, 768}, {8, 768, 768}, {32, 768, 768}, {128, 768, 768},
@@ -19,11 +28,13 @@ var sgemmBenchShapes = [][3]int{ // m, n, k
 	{1024, 1024, 1024},
 }
 
-// sgemmBench times f like b.Loop and reports GFLOPS and share of peak by
-// wall time, and GFLOPS by the process's CPU time (cpu-GFLOPS), which the
-// other tenants of a shared machine disturb less. cpu-GFLOPS counts every
-// thread's time: run with -cpu 1 (gonum's SGEMM starts goroutines).
-func sgemmBench(b *testing.B, m, n, k int, f func()) {
+// sgemmBench times f like b.Loop and reports GFLOPS and share of threads
+// times the measured per-core peak by wall time, and GFLOPS by the process's
+// CPU time (cpu-GFLOPS), which the other tenants of a shared machine disturb
+// less. cpu-GFLOPS counts every thread's time (gonum's SGEMM starts
+// goroutines; the kernels' pool spins a little after each call).
+func sgemmBench(b *testing.B, m, n, k int, peak peakRef, threads int, f func()) {
+	pk := peak.perCore() * float64(threads)
 	f()
 	cpu0 := sgemmProcessCPU()
 	b.ResetTimer()
@@ -35,14 +46,17 @@ func sgemmBench(b *testing.B, m, n, k int, f func()) {
 	flops := 2 * float64(m) * float64(n) * float64(k) * float64(b.N)
 	gflops := flops / b.Elapsed().Seconds() / 1e9
 	b.ReportMetric(gflops, "GFLOPS")
-	b.ReportMetric(100*gflops/sgemmPeakGFLOPS, "%peak")
+	if pk > 0 {
+		b.ReportMetric(100*gflops/pk, "%peak")
+	}
 	if cpu > 0 {
 		b.ReportMetric(flops/cpu.Seconds()/1e9, "cpu-GFLOPS")
 	}
 }
 
 // BenchmarkSgemm runs every shape through gonum's SGEMM and through each
-// tier, B raw (packed per call) and pre-packed, so one run compares them.
+// tier, B raw (packed per call) and pre-packed, the SIMD tiers on 1 and 2
+// cores (SetParallelism), so one run compares them.
 func BenchmarkSgemm(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	randv := func(n int) []float32 {
@@ -57,7 +71,7 @@ func BenchmarkSgemm(b *testing.B) {
 		a, bm, c := randv(m*k), randv(k*n), make([]float32, m*n)
 		name := fmt.Sprintf("%dx%dx%d", m, n, k)
 		b.Run(name+"/gonum", func(b *testing.B) {
-			sgemmBench(b, m, n, k, func() {
+			sgemmBench(b, m, n, k, sgemmPeak(Generic), 1, func() {
 				gonum.Implementation{}.Sgemm(blas.NoTrans, blas.NoTrans, m, n, k, 1, a, k, bm, n, 0, c, n)
 			})
 		})
@@ -65,24 +79,51 @@ func BenchmarkSgemm(b *testing.B) {
 			if tier == Generic && m*n*k > 8*768*768 {
 				continue // the reference is a triple loop
 			}
-			b.Run(name+"/"+tier.String(), func(b *testing.B) {
-				prev, _ := SetTier(tier)
-				defer SetTier(prev)
-				sgemmBench(b, m, n, k, func() {
-					Sgemm(false, false, m, n, k, 1, a, k, bm, n, 0, c, n)
-				})
-			})
 			if tier == Generic {
+				b.Run(name+"/"+tier.String(), func(b *testing.B) {
+					prev, _ := SetTier(tier)
+					defer SetTier(prev)
+					sgemmBench(b, m, n, k, sgemmPeak(tier), 1, func() {
+						Sgemm(false, false, m, n, k, 1, a, k, bm, n, 0, c, n)
+					})
+				})
 				continue
 			}
-			b.Run(name+"/"+tier.String()+"-packed", func(b *testing.B) {
-				prev, _ := SetTier(tier)
-				defer SetTier(prev)
-				pb := PackSgemmB(false, k, n, bm, n)
-				sgemmBench(b, m, n, k, func() {
-					SgemmPacked(false, m, 1, a, k, pb, 0, c, n)
+			for _, threads := range benchThreads {
+				suffix := fmt.Sprintf("/threads=%d", threads)
+				b.Run(name+"/"+tier.String()+suffix, func(b *testing.B) {
+					prev, _ := SetTier(tier)
+					defer SetTier(prev)
+					defer SetParallelism(SetParallelism(threads))
+					sgemmBench(b, m, n, k, sgemmPeak(tier), threads, func() {
+						Sgemm(false, false, m, n, k, 1, a, k, bm, n, 0, c, n)
+					})
 				})
-			})
+				b.Run(name+"/"+tier.String()+"-packed"+suffix, func(b *testing.B) {
+					prev, _ := SetTier(tier)
+					defer SetTier(prev)
+					defer SetParallelism(SetParallelism(threads))
+					pb := PackSgemmB(false, k, n, bm, n)
+					sgemmBench(b, m, n, k, sgemmPeak(tier), threads, func() {
+						SgemmPacked(false, m, 1, a, k, pb, 0, c, n)
+					})
+				})
+				if threads == 1 {
+					continue
+				}
+				// The control: independent one-core products at once (see
+				// BenchmarkGemmU8S8).
+				b.Run(fmt.Sprintf("%s/%v-packed/callers=%d", name, tier, threads), func(b *testing.B) {
+					prev, _ := SetTier(tier)
+					defer SetTier(prev)
+					defer SetParallelism(SetParallelism(1))
+					pb := PackSgemmB(false, k, n, bm, n)
+					benchCallers(b, float64(m)*float64(n)*float64(k), "GFLOPS", sgemmPeak(tier), threads, func() func() {
+						c := make([]float32, m*n)
+						return func() { SgemmPacked(false, m, 1, a, k, pb, 0, c, n) }
+					})
+				})
+			}
 		}
 	}
 }
@@ -101,7 +142,7 @@ func BenchmarkSgemmTransB(b *testing.B) {
 		}
 		name := fmt.Sprintf("%dx%dx%d", m, n, k)
 		b.Run(name+"/gonum", func(b *testing.B) {
-			sgemmBench(b, m, n, k, func() {
+			sgemmBench(b, m, n, k, sgemmPeak(Generic), 1, func() {
 				gonum.Implementation{}.Sgemm(blas.NoTrans, blas.Trans, m, n, k, 1, a, k, bm, k, 0, c, n)
 			})
 		})
@@ -109,7 +150,7 @@ func BenchmarkSgemmTransB(b *testing.B) {
 			b.Run(name+"/"+tier.String(), func(b *testing.B) {
 				prev, _ := SetTier(tier)
 				defer SetTier(prev)
-				sgemmBench(b, m, n, k, func() {
+				sgemmBench(b, m, n, k, sgemmPeak(tier), Parallelism(), func() {
 					Sgemm(false, true, m, n, k, 1, a, k, bm, k, 0, c, n)
 				})
 			})

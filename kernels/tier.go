@@ -17,6 +17,11 @@ const (
 	AVX2
 	// AVX512VNNI needs AVX-512 F, BW, VL and VNNI (VPDPBUSD).
 	AVX512VNNI
+	// AMX is AVX512VNNI plus AMX-TILE and AMX-INT8 (TDPBUSD), with the
+	// tile state granted by the OS (on Linux, arch_prctl ARCH_REQ_XCOMP_PERM).
+	// Only the int8 GEMM uses tiles (for M >= 3, K >= 64); everything else
+	// runs the AVX512VNNI kernels.
+	AMX
 )
 
 func (t Tier) String() string {
@@ -27,6 +32,8 @@ func (t Tier) String() string {
 		return "avx2"
 	case AVX512VNNI:
 		return "avx512vnni"
+	case AMX:
+		return "amx"
 	}
 	return fmt.Sprintf("Tier(%d)", int(t))
 }
@@ -40,8 +47,10 @@ func ParseTier(s string) (Tier, error) {
 		return AVX2, nil
 	case "avx512vnni":
 		return AVX512VNNI, nil
+	case "amx":
+		return AMX, nil
 	}
-	return Generic, fmt.Errorf("unknown kernel tier %q: want generic, avx2 or avx512vnni", s)
+	return Generic, fmt.Errorf("unknown kernel tier %q: want generic, avx2, avx512vnni or amx", s)
 }
 
 // Best is the fastest tier this CPU runs (Generic under the purego tag).

@@ -12,13 +12,15 @@ func TestChooseTier(t *testing.T) {
 		{"GENERIC", Generic},
 		{"nonsense", Best},
 		{"avx512vnni", min(AVX512VNNI, Best)},
+		{"amx", min(AMX, Best)},
+		{" AMX ", min(AMX, Best)},
 		{"avx2", min(AVX2, Best)},
 	} {
 		if got := chooseTier(tt.env); got != tt.want {
 			t.Errorf("chooseTier(%q) = %v, want %v", tt.env, got, tt.want)
 		}
 	}
-	if _, err := SetTier(Best + 1); err == nil && Best < AVX512VNNI {
+	if _, err := SetTier(Best + 1); err == nil && Best < AMX {
 		t.Errorf("SetTier(%v) on a %v CPU succeeded", Best+1, Best)
 	}
 	prev, err := SetTier(Generic)
@@ -26,4 +28,16 @@ func TestChooseTier(t *testing.T) {
 		t.Fatalf("SetTier(Generic) = %v, active %v", err, Active())
 	}
 	SetTier(prev)
+}
+
+func TestTierNames(t *testing.T) {
+	for tier := Generic; tier <= AMX; tier++ {
+		got, err := ParseTier(tier.String())
+		if err != nil || got != tier {
+			t.Errorf("ParseTier(%q) = %v, %v, want %v", tier.String(), got, err, tier)
+		}
+	}
+	if AMX.String() != "amx" {
+		t.Errorf("AMX.String() = %q, want amx", AMX.String())
+	}
 }

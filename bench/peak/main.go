@@ -3,7 +3,8 @@
 //
 //	go run ./bench/peak [-cores 1,2] [-duration 1s] [-call 2ms] [-families vnni_zmm,fma_zmm]
 //
-// For each instruction family the CPU supports (golang.org/x/sys/cpu) it runs
+// The measuring is in package peakmeter. For each instruction family the CPU
+// supports (golang.org/x/sys/cpu) it runs
 // a register-only assembly loop of independent accumulator chains — VPDPBUSD
 // zmm and EVEX ymm (AVX512_VNNI), VPMADDUBSW+VPMADDWD+VPADDD ymm (AVX2),
 // VFMADD231PS zmm and ymm (FMA) — on one goroutine per core, each locked to
@@ -36,12 +37,14 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/corvidml/corvid/bench/peak/peakmeter"
 )
 
 func main() {
 	cores := flag.String("cores", defaultCores(), "comma-separated core counts to measure on")
 	dur := flag.Duration("duration", time.Second, "measuring time per family and core count")
-	call := flag.Duration("call", defaultCall, "length of one timed call; the best of the calls made within -duration counts")
+	call := flag.Duration("call", peakmeter.DefaultCall, "length of one timed call; the best of the calls made within -duration counts")
 	only := flag.String("families", "", "comma-separated families to measure (default all: "+familyNames()+")")
 	flag.Parse()
 
@@ -65,16 +68,16 @@ func main() {
 	run(os.Stdout, fams, counts, *dur, *call)
 }
 
-func run(w io.Writer, fams []family, counts []int, dur, call time.Duration) {
+func run(w io.Writer, fams []peakmeter.Family, counts []int, dur, call time.Duration) {
 	fmt.Fprintf(w, "peak: %s/%s, %d CPUs, GOMAXPROCS %d, %s\n",
 		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
-	fs := features()
-	vendor, cpuFamily, model, brand := cpuInfo()
-	known := findMicroarch(vendor, cpuFamily, model, slices.Contains(fs, "AVX512F"))
+	fs := peakmeter.Features()
+	vendor, cpuFamily, model, brand := peakmeter.CPUInfo()
+	known := peakmeter.FindMicroarch(vendor, cpuFamily, model, slices.Contains(fs, "AVX512F"))
 	if vendor != "" {
 		name := "unknown core: peak ops/cycle rounded from the measured issue rate"
 		if known != nil {
-			name = known.name
+			name = known.Name
 		}
 		fmt.Fprintf(w, "cpu: %s family 0x%x model 0x%x %q (%s)\n", vendor, cpuFamily, model, brand, name)
 	}
@@ -88,8 +91,8 @@ func run(w io.Writer, fams []family, counts []int, dur, call time.Duration) {
 
 	var lines []string
 	clock := 0.0
-	if add, ok := clockLoop(); ok {
-		clock = measureClock(add, dur, call)
+	if add, ok := peakmeter.ClockLoop(); ok {
+		clock = peakmeter.MeasureClock(add, dur, call)
 		fmt.Fprintf(w, "clock: %.2f GHz (1 core, dependent ADDQ chain)\n", clock/1e9)
 		lines = append(lines, fmt.Sprintf("peak clock 1core %.2f GHz", clock/1e9))
 	} else {
@@ -100,39 +103,39 @@ func run(w io.Writer, fams []family, counts []int, dur, call time.Duration) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "family\tinstruction\tcores\tper core\ttotal\tinstr/cycle\tpeak ops/cycle\timplied clock\tof peak\t")
 	for _, f := range fams {
-		loop, ok := loopFor(f.name)
+		loop, ok := peakmeter.Loop(f.Name)
 		if !ok {
 			// Fill every column so the column blocks stay aligned; the
 			// unterminated last cell does not widen any column.
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\tnot available (needs %s)\n", f.name, f.instr, f.needs)
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\tnot available (needs %s)\n", f.Name, f.Instr, f.Needs)
 			continue
 		}
 		issue := 0.0 // instructions per cycle per core at peak
 		if known != nil {
-			issue = known.issue[f.name]
+			issue = known.Issue[f.Name]
 		}
 		for _, n := range counts {
-			m := measure(f, loop, n, dur, call)
+			m := peakmeter.Measure(f, loop, n, dur, call)
 			measured, peakOps, implied, share := "-", "-", "-", "-"
 			if clock > 0 {
-				r := m.perCore / (clock * f.opsPerInstr)
+				r := m.PerCore / (clock * f.OpsPerInstr)
 				measured = fmt.Sprintf("%.2f", r)
 				if issue == 0 {
-					issue = roundIssue(r) // from the first core count measured
+					issue = peakmeter.RoundIssue(r) // from the first core count measured
 				}
 			}
 			if issue > 0 {
-				ops := issue * f.opsPerInstr
+				ops := issue * f.OpsPerInstr
 				peakOps = fmt.Sprintf("%.0f", ops)
-				implied = fmt.Sprintf("%.2f GHz", m.perCore/ops/1e9)
+				implied = fmt.Sprintf("%.2f GHz", m.PerCore/ops/1e9)
 				if clock > 0 {
-					share = fmt.Sprintf("%.0f%%", 100*m.perCore/(ops*clock))
+					share = fmt.Sprintf("%.0f%%", 100*m.PerCore/(ops*clock))
 				}
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f %s\t%.1f %s\t%s\t%s\t%s\t%s\t\n",
-				f.name, f.instr, n, m.perCore/1e9, f.unit, m.total/1e9, f.unit,
+				f.Name, f.Instr, n, m.PerCore/1e9, f.Unit, m.Total/1e9, f.Unit,
 				measured, peakOps, implied, share)
-			lines = append(lines, fmt.Sprintf("peak %s %dcore %.1f %s", f.name, n, m.total/1e9, f.unit))
+			lines = append(lines, fmt.Sprintf("peak %s %dcore %.1f %s", f.Name, n, m.Total/1e9, f.Unit))
 		}
 	}
 	tw.Flush()
@@ -166,25 +169,25 @@ func parseCores(s string) ([]int, error) {
 }
 
 func familyNames() string {
-	names := make([]string, len(families))
-	for i, f := range families {
-		names[i] = f.name
+	names := make([]string, len(peakmeter.Families))
+	for i, f := range peakmeter.Families {
+		names[i] = f.Name
 	}
 	return strings.Join(names, ",")
 }
 
-func selectFamilies(s string) ([]family, error) {
+func selectFamilies(s string) ([]peakmeter.Family, error) {
 	if strings.TrimSpace(s) == "" {
-		return families, nil
+		return peakmeter.Families, nil
 	}
-	var out []family
+	var out []peakmeter.Family
 	for _, name := range strings.Split(s, ",") {
 		name = strings.TrimSpace(name)
-		i := slices.IndexFunc(families, func(f family) bool { return f.name == name })
-		if i < 0 {
+		f, ok := peakmeter.FamilyByName(name)
+		if !ok {
 			return nil, fmt.Errorf("-families: unknown family %q (known: %s)", name, familyNames())
 		}
-		out = append(out, families[i])
+		out = append(out, f)
 	}
 	return out, nil
 }

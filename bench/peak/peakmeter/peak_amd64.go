@@ -1,6 +1,6 @@
 //go:build amd64 && !purego
 
-package main
+package peakmeter
 
 import (
 	"encoding/binary"
@@ -10,8 +10,8 @@ import (
 )
 
 // The loops in peak_amd64.s. Each runs iters iterations of a family's
-// register-only loop body (family.perIter instructions or sequences), reading
-// its sources from src (see makeSrc) and storing the lane-wise sum of its
+// register-only loop body (Family.PerIter instructions or sequences), reading
+// its sources from src (see MakeSrc) and storing the lane-wise sum of its
 // accumulators to dst (64 bytes for zmm, 32 for ymm).
 
 //go:noescape
@@ -34,9 +34,9 @@ func addChain(iters int) int
 
 func cpuid(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)
 
-// cpuInfo returns the CPUID vendor, display family and model, and brand
+// CPUInfo returns the CPUID vendor, display family and model, and brand
 // string.
-func cpuInfo() (vendor string, family, model uint32, brand string) {
+func CPUInfo() (vendor string, family, model uint32, brand string) {
 	max, b, c, d := cpuid(0, 0)
 	vendor = string(le32(b, d, c))
 	if max >= 1 {
@@ -69,10 +69,10 @@ func le32(ws ...uint32) []byte {
 	return bs
 }
 
-// loopFor returns the assembly loop of the named family and whether this CPU
+// Loop returns the assembly loop of the named family and whether this CPU
 // (and OS) supports it, as reported by golang.org/x/sys/cpu, which honours
 // GODEBUG=cpu.avx512vnni=off and the like.
-func loopFor(name string) (loopFunc, bool) {
+func Loop(name string) (LoopFunc, bool) {
 	x := &cpu.X86
 	switch name {
 	case "vnni_zmm":
@@ -89,11 +89,11 @@ func loopFor(name string) (loopFunc, bool) {
 	return nil, false
 }
 
-// clockLoop returns the dependent-add loop used to measure the core clock.
-func clockLoop() (func(iters int) int, bool) { return addChain, true }
+// ClockLoop returns the dependent-add loop used to measure the core clock.
+func ClockLoop() (func(iters int) int, bool) { return addChain, true }
 
-// features lists the CPU features the loops depend on, as detected.
-func features() []string {
+// Features lists the CPU features the loops depend on, as detected.
+func Features() []string {
 	x := &cpu.X86
 	var fs []string
 	for _, f := range []struct {

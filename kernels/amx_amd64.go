@@ -1,0 +1,151 @@
+//go:build amd64 && !purego
+
+package kernels
+
+// The AMX tier's int8 GEMM: TDPBUSD on 16x64-byte tiles, each call computing
+// 32 rows x 32 columns (2 x 2 accumulator tiles) at a time over the packed B
+// panels as they are, their [K/4][64][4] layout being exactly the B operand
+// TDPBUSD wants (16 k-quads x 16 columns x 4 bytes, row stride 256).
+
+const (
+	// amxMinM and amxMinK are the smallest M and K the tiles compute; below
+	// them the AVX512VNNI kernels do (a tile is 16 rows of 64 k-values).
+	// Measured on 768² (one core, best of many): M = 2 ties, M = 3 is 1.2x
+	// faster on tiles, M = 4 1.35x, M = 8 2x; M = 1 is the GEMV's.
+	amxMinM = 3
+	amxMinK = 64
+	// amxChunkBytes is how much packed A a row chunk holds: it stays in L2
+	// (2 MiB per core on Sapphire/Emerald Rapids) while the chunk sweeps
+	// every B panel. Larger chunks stream B from L3 fewer times; measured
+	// best between 512 and 1024 KiB on 1024³ and 512 x 3072².
+	amxChunkBytes = 768 << 10
+)
+
+// amxCfgs[r] is LDTILECFG's 64-byte operand for row tiles of r <= 16 rows:
+// palette 1; accumulators t0-t3 and A tiles t4, t5 r rows of 64 bytes, B
+// tiles t6, t7 16 rows of 64 bytes (colsb at byte 16+2i, rows at byte 48+i).
+var amxCfgs = func() (cs [17][64]byte) {
+	for r := range cs {
+		c := &cs[r]
+		c[0] = 1
+		for t := range 8 {
+			c[16+2*t] = 64
+			c[48+t] = byte(r)
+			if t >= 6 {
+				c[48+t] = 16
+			}
+		}
+	}
+	return cs
+}()
+
+// amxPackTile copies 16 rows of A (stride lda) x 64*nk bytes at src into nk
+// tiles of 16 rows x 64 bytes at dst, 1 KiB apart.
+//
+//go:noescape
+func amxPackTile(dst *uint8, src *uint8, lda int, nk int)
+
+// amxPanels sets C = bias + A·B for panels 64-column panels of B, over A
+// packed as 16-row tiles: tile t, of C rows min(16t, mlast) .. +16 (mlast =
+// max(m-16, 0), so the last tile overlaps the one before rather than run
+// past row m), is nk+tail chunks of 16 rows x 64 k-values at
+// ap + t*tstride, 1 KiB each, row stride 64. When m < 16, cfg gives the A
+// and C tiles m rows (amxCfgs[m]). Tiles go two at a time, (t0, t1) =
+// (min(2i, tlast2), min(t0+1, tlast)) with tlast = tiles-1 and tlast2 =
+// max(tiles-2, 0): a pair never runs past the last tile (with an odd count
+// the last pair overlaps the one before; a lone tile is computed once).
+// Chunk q < nk meets k-quads 16q .. 16q+15 of the panel; the tail chunk
+// (tail = 1) the 16 quads btail bytes into it. Panel p starts at
+// b + p*pstride; C[i][p*64+j] is at c + i*ldc + p*64 + j (int32 elements),
+// bias[p*64+j] likewise. It loads cfg and releases the tiles before it
+// returns, so no tile state lives across Go code.
+//
+//go:noescape
+func amxPanels(ap *uint8, tstride int, tlast2 int, tlast int, mlast int, b *int8, pstride int, nk int, tail int, btail int, panels int, c *int32, ldc int, bias *int32, cfg *byte)
+
+func gemmAMX(m int, a []uint8, lda int, aZero uint8, pb *PackedB, c []int32, ldc int) {
+	if m < amxMinM || pb.k < amxMinK {
+		gemmVNNI(m, a, lda, aZero, pb, c, ldc)
+		return
+	}
+	gemmTiles(m, a, lda, aZero, pb, c, ldc)
+}
+
+// gemmTiles is gemmAMX on the tiles for any m >= 1 and K >= 64.
+func gemmTiles(m int, a []uint8, lda int, aZero uint8, pb *PackedB, c []int32, ldc int) {
+	s := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(s)
+	bias := s.zeroPointBias(aZero, pb)
+	k, n, kp := pb.k, pb.n, pb.kp
+	nk := k / 64
+	kfull := nk * 64
+	// The K tail (k % 64 values) is one more chunk, zero but for
+	// A[i][kfull:k], placed to meet the panel's last 16 k-quads: those start
+	// at ws = kp-64 >= 0, and ws <= kfull since kp <= kfull+64. (A tile
+	// from quad kfull/4 would read past the panel.)
+	tail, ws := 0, kp-64
+	if kfull < k {
+		tail = 1
+	}
+	tstride := (nk + tail) * 1024
+	pstride := kp * panelN
+	full := n / panelN
+	mc := max(32, amxChunkBytes/tstride*16/32*32)
+	for ic := 0; ic < m; ic += mc {
+		i0 := max(min(ic, m-16), 0) // a short last chunk overlaps the one before
+		rows := min(ic+mc, m) - i0
+		tiles := (rows + 15) / 16
+		ap := s.amxPackA(a[i0*lda:], lda, rows, tiles, k, nk, tail, ws)
+		tlast2, tlast, mlast := max(tiles-2, 0), tiles-1, max(rows-16, 0)
+		cfg := &amxCfgs[min(rows, 16)][0]
+		if full > 0 {
+			amxPanels(&ap[0], tstride, tlast2, tlast, mlast, &pb.data[0], pstride, nk, tail, ws*64,
+				full, &c[i0*ldc], ldc, &bias[0], cfg)
+		}
+		if cols := n - full*panelN; cols > 0 {
+			j0 := full * panelN
+			s.tile = grow(s.tile, rows*panelN)
+			amxPanels(&ap[0], tstride, tlast2, tlast, mlast, &pb.data[full*pstride], pstride, nk, tail, ws*64,
+				1, &s.tile[0], panelN, &bias[j0], cfg)
+			for r := range rows {
+				copy(c[(i0+r)*ldc+j0:][:cols], s.tile[r*panelN:])
+			}
+		}
+	}
+}
+
+// amxPackA copies the rows of A into tiles of 16 rows x 64 bytes, as
+// amxPanels reads them: tile t holds rows min(16t, rows-16) .. +16 (all the
+// rows, in tile 0, when rows < 16), chunk q < nk of it bytes [64q, 64q+64)
+// of each row, then, when tail is 1, a chunk zero but for bytes [64nk, k) at
+// offset 64nk-ws. Contiguous 1 KiB tiles load without the cache-set
+// conflicts of rows a power of two apart.
+func (s *scratch) amxPackA(a []uint8, lda, rows, tiles, k, nk, tail, ws int) []uint8 {
+	nc := nk + tail
+	s.apack = grow(s.apack, tiles*nc*1024)
+	ap := s.apack
+	for t := range tiles {
+		r0 := max(min(16*t, rows-16), 0)
+		n := min(rows, 16)
+		dst := ap[t*nc*1024:][:nc*1024]
+		if n == 16 {
+			_ = a[(r0+15)*lda+k-1] // the rows amxPackTile reads
+			amxPackTile(&dst[0], &a[r0*lda], lda, nk)
+		} else {
+			for r := range n {
+				src := a[(r0+r)*lda:][:k]
+				for q := range nk {
+					*(*[64]uint8)(dst[q*1024+r*64:]) = *(*[64]uint8)(src[q*64:])
+				}
+			}
+		}
+		if tail == 1 {
+			for r := range n {
+				d := dst[nk*1024+r*64:][:64]
+				clear(d)
+				copy(d[nk*64-ws:], a[(r0+r)*lda+nk*64:(r0+r)*lda+k])
+			}
+		}
+	}
+	return ap
+}

@@ -1,0 +1,276 @@
+package kernels
+
+// How GEMMs are split over the worker pool (pool.go). Every share runs the
+// serial code of the active tier on a sub-problem, so the results are
+// bit-identical to a serial call, whatever the thread count:
+//
+//   - int8: for M < parRowSplitM along N, in whole 64-column panels of the
+//     packed B, when there are at least two per core (each core then streams
+//     only its share of the weights: what memory-bound small M needs), else
+//     along M in whole 6-row blocks; each share calls gemmU8S8 (the tier
+//     dispatcher, whatever tier is active) on a view of its columns
+//     (PackedB.colView) or on its rows.
+//   - fp32: SgemmPacked likewise, in whole micro-panels (nr columns) or
+//     micro-tiles (mr rows). Sgemm splits along N only: its path (GEMV, dot
+//     products, blocked) depends on M, and with it the rounding.
+
+// parMinMACs is the least work, in multiply-accumulates, worth one more core:
+// below it the handoff costs more than it saves (shared/PERF.md). A variable
+// so that tests can split small shapes.
+var parMinMACs = 1 << 20
+
+// parRowSplitM is from how many rows of A a GEMM is split along M: each
+// core then streams all of B (which such a product reuses many times) but
+// only its share of A. Below it, splitting along N has each core stream only
+// its share of B.
+const parRowSplitM = 256
+
+// parChunksPerPart is how many chunks each participant gets on average:
+// more than one, so that a core the OS takes away for a while is made up
+// for by the others.
+const parChunksPerPart = 2
+
+// parParts returns how many cores a GEMM of macs multiply-accumulates should
+// use: at most Parallelism, at least parMinMACs each.
+func parParts(macs float64) int {
+	n := Parallelism()
+	if n <= 1 {
+		return 1
+	}
+	return max(1, min(n, int(macs/float64(max(parMinMACs, 1)))))
+}
+
+// span returns the i-th of n near-equal parts of [0, units).
+func span(i, n, units int) (lo, hi int) {
+	return i * units / n, (i + 1) * units / n
+}
+
+// u8Job is an int8 GEMM split by columns (panels) or rows (6-row blocks).
+type u8Job struct {
+	t      Tier
+	m      int
+	a      []uint8
+	lda    int
+	aZero  uint8
+	pb     *PackedB
+	c      []int32
+	ldc    int
+	byCols bool
+	wide   []int16 // pb.widened() for the AVX2 tier, else nil
+	units  int     // panels or row blocks
+	chunks int
+	views  []*PackedB // one per participant
+}
+
+func (j *u8Job) run(p, i int) {
+	lo, hi := span(i, j.chunks, j.units)
+	if lo == hi {
+		return
+	}
+	if !j.byCols {
+		r0, r1 := lo*vnniRows, min(hi*vnniRows, j.m)
+		gemmU8S8(j.t, r1-r0, j.a[r0*j.lda:], j.lda, j.aZero, j.pb, j.c[r0*j.ldc:], j.ldc)
+		return
+	}
+	v := j.views[p]
+	j.pb.colView(v, lo*panelN, min(hi*panelN, j.pb.n), j.wide)
+	gemmU8S8(j.t, j.m, j.a, j.lda, j.aZero, v, j.c[lo*panelN:], j.ldc)
+}
+
+// vnniRows is the row granularity of a split along M: the VNNI micro-tile
+// height, a multiple of the AVX2 one.
+const vnniRows = 6
+
+// newColView returns a PackedB for colView to fill. Its wide is never built
+// from its data: colView sets it.
+func newColView() *PackedB {
+	v := new(PackedB)
+	v.wideOnce.Do(func() {})
+	return v
+}
+
+// colView sets v (from newColView) to the columns [j0, j1) of p, j0 a
+// multiple of panelN: the same packed bytes, sliced; wide is p's int16 copy
+// or nil.
+//
+// If PackedB gains a field a tier reads (another packed layout, say), it must
+// be sliced here too.
+func (p *PackedB) colView(v *PackedB, j0, j1 int, wide []int16) {
+	np := (j1 - j0 + panelN - 1) / panelN * panelN
+	lo, hi := j0/panelN*p.kp*panelN, (j0+np)/panelN*p.kp*panelN
+	v.k, v.n, v.kp, v.np = p.k, j1-j0, p.kp, np
+	v.data = p.data[lo:hi]
+	v.colSum = p.colSum[j0 : j0+np]
+	v.wide = nil
+	if wide != nil {
+		v.wide = wide[lo:hi]
+	}
+}
+
+// gemmU8S8Par is gemmU8S8 split over the pool when the GEMM is large enough
+// and the pool is free; otherwise it runs on the caller alone.
+func gemmU8S8Par(t Tier, m int, a []uint8, lda int, aZero uint8, pb *PackedB, c []int32, ldc int) {
+	parts := parParts(float64(m) * float64(pb.n) * float64(pb.k))
+	panels := pb.np / panelN
+	blocks := (m + vnniRows - 1) / vnniRows
+	byCols := (m < parRowSplitM && panels >= 2*parts) || panels >= blocks
+	units := blocks
+	if byCols {
+		units = panels
+	}
+	parts = min(parts, units)
+	if parts <= 1 {
+		gemmU8S8(t, m, a, lda, aZero, pb, c, ldc)
+		return
+	}
+	ws, ok := pool.acquire(parts - 1)
+	if !ok {
+		gemmU8S8(t, m, a, lda, aZero, pb, c, ldc)
+		return
+	}
+	var wide []int16
+	if t == AVX2 && byCols {
+		wide = pb.widened() // built once, here, not by each view
+	}
+	j := &pool.u8
+	*j = u8Job{t: t, m: m, a: a, lda: lda, aZero: aZero, pb: pb, c: c, ldc: ldc, wide: wide,
+		byCols: byCols, units: units, chunks: min(units, parts*parChunksPerPart),
+		views: j.views}
+	for len(j.views) < parts {
+		j.views = append(j.views, newColView())
+	}
+	pool.runJob(ws, j, j.chunks)
+	// Keep nothing of the caller's alive.
+	j.a, j.pb, j.c, j.wide = nil, nil, nil, nil
+	for _, v := range j.views {
+		v.data, v.colSum, v.wide = nil, nil, nil
+	}
+	pool.release()
+}
+
+// sgJob is an fp32 GEMM split by columns (micro-panels of ar.nr) or, with B
+// packed, by rows (micro-tiles of ar.mr).
+type sgJob struct {
+	ar             *sgemmArch
+	transA, transB bool
+	m, n, k        int
+	alpha, beta    float32
+	a, b, c        []float32
+	lda, ldb, ldc  int
+	pb             *SgemmPackedB // nil: B is b, raw
+	byCols         bool
+	units, chunks  int
+	views          []*SgemmPackedB // one per participant
+}
+
+func (j *sgJob) run(p, i int) {
+	lo, hi := span(i, j.chunks, j.units)
+	if lo == hi {
+		return
+	}
+	ar := j.ar
+	if !j.byCols {
+		r0, r1 := lo*ar.mr, min(hi*ar.mr, j.m)
+		a := j.a[r0*j.lda:]
+		if j.transA {
+			a = j.a[r0:]
+		}
+		sgemmBlocked(ar, j.transA, r1-r0, j.n, j.k, j.alpha, a, j.lda, sgemmB{packed: j.pb}, j.beta, j.c[r0*j.ldc:], j.ldc)
+		return
+	}
+	c0, c1 := lo*ar.nr, min(hi*ar.nr, j.n)
+	if j.pb == nil {
+		b := j.b[c0:]
+		if j.transB {
+			b = j.b[c0*j.ldb:]
+		}
+		sgemmSerial(ar, j.transA, j.transB, j.m, c1-c0, j.k, j.alpha, j.a, j.lda, b, j.ldb, j.beta, j.c[c0:], j.ldc)
+		return
+	}
+	// The packed B holds blocks of kc rows, each [panels][kc][nr]: the
+	// panels [lo, hi) of one block are contiguous, so each block is a
+	// product of its own, accumulated as sgemmBlocked does (beta, then 1).
+	pb, v := j.pb, j.views[p]
+	npad := (j.n + pb.nr - 1) / pb.nr * pb.nr
+	for pc := 0; pc < j.k; pc += pb.kc {
+		kc := min(pb.kc, j.k-pc)
+		v.k, v.n, v.nr, v.kc = kc, c1-c0, pb.nr, kc
+		v.data = pb.data[pc*npad+lo*kc*pb.nr : pc*npad+hi*kc*pb.nr]
+		a := j.a[pc:]
+		if j.transA {
+			a = j.a[pc*j.lda:]
+		}
+		beta := j.beta
+		if pc > 0 {
+			beta = 1
+		}
+		sgemmBlocked(ar, j.transA, j.m, c1-c0, kc, j.alpha, a, j.lda, sgemmB{packed: v}, beta, j.c[c0:], j.ldc)
+	}
+}
+
+// sgemmPar runs sgemmSerial split along N over the pool when the product is
+// large and wide enough and the pool is free, else on the caller alone.
+// Arguments are checked, m, n, k > 0 and alpha != 0.
+func sgemmPar(ar *sgemmArch, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	parts := parParts(float64(m) * float64(n) * float64(k))
+	panels := (n + ar.nr - 1) / ar.nr
+	// Only whole panels: a split along M would change which path
+	// sgemmSerial takes (it depends on m), and with it the rounding.
+	parts = min(parts, panels)
+	if parts <= 1 {
+		sgemmSerial(ar, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	ws, ok := pool.acquire(parts - 1)
+	if !ok {
+		sgemmSerial(ar, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	j := &pool.sg
+	// One chunk per core: each chunk packs (or reads) all of A again.
+	*j = sgJob{ar: ar, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, beta: beta,
+		a: a, b: b, c: c, lda: lda, ldb: ldb, ldc: ldc,
+		byCols: true, units: panels, chunks: parts, views: j.views}
+	pool.runJob(ws, j, j.chunks)
+	j.a, j.b, j.c = nil, nil, nil
+	pool.release()
+}
+
+// sgemmPackedPar is SgemmPacked's blocked product (pb packed for ar) split
+// over the pool: along N when there are enough panels, else along M.
+// Arguments are checked, m, n, k > 0 and alpha != 0.
+func sgemmPackedPar(ar *sgemmArch, transA bool, m int, alpha float32, a []float32, lda int, pb *SgemmPackedB, beta float32, c []float32, ldc int) {
+	n, k := pb.n, pb.k
+	parts := parParts(float64(m) * float64(n) * float64(k))
+	panels := (n + ar.nr - 1) / ar.nr
+	tiles := (m + ar.mr - 1) / ar.mr
+	byCols := (m < parRowSplitM && panels >= 2*parts) || panels >= tiles
+	units, chunks := tiles, parts*parChunksPerPart
+	if byCols {
+		// One chunk per core: each chunk packs all of A again.
+		units, chunks = panels, parts
+	}
+	parts = min(parts, units)
+	if parts <= 1 {
+		sgemmBlocked(ar, transA, m, n, k, alpha, a, lda, sgemmB{packed: pb}, beta, c, ldc)
+		return
+	}
+	ws, ok := pool.acquire(parts - 1)
+	if !ok {
+		sgemmBlocked(ar, transA, m, n, k, alpha, a, lda, sgemmB{packed: pb}, beta, c, ldc)
+		return
+	}
+	j := &pool.sg
+	*j = sgJob{ar: ar, transA: transA, m: m, n: n, k: k, alpha: alpha, beta: beta,
+		a: a, c: c, lda: lda, ldc: ldc, pb: pb,
+		byCols: byCols, units: units, chunks: min(units, chunks), views: j.views}
+	for len(j.views) < parts {
+		j.views = append(j.views, new(SgemmPackedB))
+	}
+	pool.runJob(ws, j, j.chunks)
+	j.a, j.c, j.pb = nil, nil, nil
+	for _, v := range j.views {
+		v.data = nil
+	}
+	pool.release()
+}

@@ -1,0 +1,325 @@
+package kernels
+
+import (
+	"math"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"sync"
+	"testing"
+)
+
+// withParallel runs f with threads cores per GEMM and every GEMM of at least
+// minMACs multiply-accumulates split, without the pool's back-off.
+func withParallel(threads, minMACs int, f func()) {
+	prevT, prevMin := SetParallelism(threads), parMinMACs
+	parMinMACs, poolBackoff = minMACs, false
+	defer func() { SetParallelism(prevT); parMinMACs, poolBackoff = prevMin, true }()
+	f()
+}
+
+// TestGemmU8S8ParallelExact splits every GEMM, however small, over 2 and 3
+// cores and checks it bit for bit against the reference with guard-padded C
+// (gemmCase.check): every remainder of 64 columns (column split), and shapes
+// of one or two panels with up to 40 rows (row split, every remainder of 6).
+func TestGemmU8S8ParallelExact(t *testing.T) {
+	gemmForEachTier(t, func(t *testing.T) {
+		for _, threads := range []int{2, 3} {
+			withParallel(threads, 1, func() {
+				r := rand.New(rand.NewPCG(3, uint64(Active())*10+uint64(threads)))
+				ks := []int{1, 3, 4, 8, 17, 64, 100}
+				jobs0 := pool.jobs.Load()
+				for n := 1; n <= 3*panelN; n++ {
+					for _, m := range []int{1, 2, 5, 6, 7, 12, 13} {
+						gemmRandCase(r, m, n, ks[r.IntN(len(ks))]).check(t)
+					}
+				}
+				for _, n := range []int{1, 63, 64, 65, 127} {
+					for m := 14; m <= 40; m++ {
+						gemmRandCase(r, m, n, ks[r.IntN(len(ks))]).check(t)
+					}
+				}
+				if pool.jobs.Load() == jobs0 {
+					t.Fatalf("%d threads: no GEMM was split", threads)
+				}
+			})
+		}
+	})
+}
+
+// TestGemmU8S8ParallelLarge runs shapes above the default split threshold
+// (both split directions and several row chunks) on 2 cores.
+func TestGemmU8S8ParallelLarge(t *testing.T) {
+	gemmForEachTier(t, func(t *testing.T) {
+		if Active() == Generic && testing.Short() {
+			t.Skip("slow")
+		}
+		withParallel(2, parMinMACs, func() {
+			r := rand.New(rand.NewPCG(4, uint64(Active())))
+			jobs0 := pool.jobs.Load()
+			// Along N; along M (one panel); along M (M >= parRowSplitM).
+			for _, s := range [][3]int{{1, 1000, 1100}, {8, 777, 700}, {130, 200, 255}, {300, 64, 200}, {parRowSplitM + 7, 300, 70}} {
+				gemmRandCase(r, s[0], s[1], s[2]).check(t)
+			}
+			if pool.jobs.Load() == jobs0 {
+				t.Fatal("no GEMM was split")
+			}
+		})
+	})
+}
+
+// TestGemmU8S8ParallelBusyPool checks that a caller finding the pool taken
+// computes alone, correctly, instead of waiting for it.
+func TestGemmU8S8ParallelBusyPool(t *testing.T) {
+	withParallel(2, 1, func() {
+		ws, ok := pool.acquire(1)
+		if !ok {
+			t.Fatal("pool busy at start")
+		}
+		jobs0 := pool.jobs.Load()
+		gemmRandCase(rand.New(rand.NewPCG(5, 5)), 9, 200, 50).check(t)
+		if pool.jobs.Load() != jobs0 {
+			t.Error("a GEMM ran on the pool while another caller held it")
+		}
+		pool.runJob(ws, (*u8Job)(nil), 0)
+		pool.release()
+	})
+}
+
+// TestGemmParallelConcurrentCallers runs int8 and fp32 GEMMs from several
+// goroutines at once, all eligible for the pool, and checks each result
+// against the same product computed on one core.
+func TestGemmParallelConcurrentCallers(t *testing.T) {
+	const callers, rounds = 4, 20
+	r := rand.New(rand.NewPCG(6, 6))
+	type u8case struct {
+		gc   gemmCase
+		pb   *PackedB
+		want []int32
+	}
+	type f32case struct {
+		m, n, k int
+		a, b    []float32
+		pb      *SgemmPackedB
+		want    []float32
+	}
+	var u8s []u8case
+	var f32s []f32case
+	withParallel(1, 1, func() {
+		for _, s := range [][3]int{{1, 300, 200}, {8, 260, 100}, {50, 64, 90}, {20, 130, 33}} {
+			gc := gemmRandCase(r, s[0], s[1], s[2])
+			pb := PackB(gc.b, gc.k, gc.n)
+			want := make([]int32, (gc.m-1)*gc.ldc+gc.n)
+			GemmU8S8(gc.m, gc.a, gc.lda, gc.aZero, pb, want, gc.ldc)
+			u8s = append(u8s, u8case{gc, pb, want})
+		}
+		for _, s := range [][3]int{{1, 300, 200}, {8, 260, 100}, {33, 100, 70}} {
+			fc := f32case{m: s[0], n: s[1], k: s[2]}
+			fc.a, fc.b = make([]float32, fc.m*fc.k), make([]float32, fc.k*fc.n)
+			for _, x := range [][]float32{fc.a, fc.b} {
+				for i := range x {
+					x[i] = float32(r.NormFloat64())
+				}
+			}
+			fc.pb = PackSgemmB(false, fc.k, fc.n, fc.b, fc.n)
+			fc.want = make([]float32, fc.m*fc.n)
+			SgemmPacked(false, fc.m, 1, fc.a, fc.k, fc.pb, 0, fc.want, fc.n)
+			f32s = append(f32s, fc)
+		}
+	})
+	withParallel(2, 1, func() {
+		var wg sync.WaitGroup
+		for g := range callers {
+			wg.Go(func() {
+				for i := range rounds {
+					u := u8s[(g+i)%len(u8s)]
+					c := make([]int32, len(u.want))
+					GemmU8S8(u.gc.m, u.gc.a, u.gc.lda, u.gc.aZero, u.pb, c, u.gc.ldc)
+					for x := range c {
+						if c[x] != u.want[x] {
+							t.Errorf("caller %d: int8 %dx%dx%d: C[%d] = %d, want %d", g, u.gc.m, u.gc.n, u.gc.k, x, c[x], u.want[x])
+							return
+						}
+					}
+					f := f32s[(g+i)%len(f32s)]
+					fc := make([]float32, len(f.want))
+					SgemmPacked(false, f.m, 1, f.a, f.k, f.pb, 0, fc, f.n)
+					for x := range fc {
+						if math.Float32bits(fc[x]) != math.Float32bits(f.want[x]) {
+							t.Errorf("caller %d: fp32 %dx%dx%d: C[%d] = %v, want %v", g, f.m, f.n, f.k, x, fc[x], f.want[x])
+							return
+						}
+					}
+				}
+			})
+		}
+		wg.Wait()
+	})
+}
+
+// TestSgemmParallelBitIdentical checks that splitting Sgemm and SgemmPacked
+// (along N, and along M for packed B) changes no bit of C, padding included,
+// with blocks shrunk so that B spans several kc blocks.
+func TestSgemmParallelBitIdentical(t *testing.T) {
+	sgemmForEachTier(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(7, uint64(Active())))
+		sgemmWithBlocks(16, 64, 8, func() {
+			jobs0 := pool.jobs.Load()
+			for _, tc := range []sgemmCase{
+				{m: 1, n: 100, k: 50, alpha: 1},
+				{m: 1, n: 33, k: 40, alpha: 0.5, beta: 2, transA: true},
+				{m: 3, n: 97, k: 37, alpha: 1, beta: 1},
+				{m: 8, n: 64, k: 33, alpha: 1, transB: true},
+				{m: 15, n: 161, k: 17, alpha: -1, beta: 0.25, transA: true},
+				{m: 29, n: 20, k: 48, alpha: 1},
+				{m: 40, n: 47, k: 65, alpha: 2, beta: 1, transA: true, transB: true},
+				{m: 70, n: 31, k: 30, alpha: 1, transB: true},
+				{m: 9, n: 130, k: 16, alpha: 1, nanC: true},
+				{m: parRowSplitM + 5, n: 100, k: 20, alpha: 1, beta: 0.5},
+			} {
+				for _, packed := range []bool{false, true} {
+					a, lda, b, ldb, c, ldc := sgemmOperands(rng, tc)
+					var pb *SgemmPackedB
+					if packed {
+						pb = PackSgemmB(tc.transB, tc.k, tc.n, b, ldb)
+					}
+					run := func(threads int) []float32 {
+						got := append([]float32(nil), c...)
+						withParallel(threads, 1, func() {
+							if packed {
+								SgemmPacked(tc.transA, tc.m, tc.alpha, a, lda, pb, tc.beta, got, ldc)
+							} else {
+								Sgemm(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, got, ldc)
+							}
+						})
+						return got
+					}
+					want := run(1)
+					checkSgemm(t, tc, a, lda, b, ldb, c, want, ldc)
+					for _, threads := range []int{2, 3} {
+						got := run(threads)
+						for x := range got {
+							if math.Float32bits(got[x]) != math.Float32bits(want[x]) {
+								t.Fatalf("%v packed=%v threads=%d: C[%d] = %v, want %v (1 thread)", tc, packed, threads, x, got[x], want[x])
+							}
+						}
+					}
+				}
+			}
+			if Active() != Generic && pool.jobs.Load() == jobs0 {
+				t.Fatal("no SGEMM was split")
+			}
+		})
+	})
+}
+
+// TestParallelNoAllocs checks that a split GEMM allocates nothing once the
+// pool and its buffers are warm.
+func TestParallelNoAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops items at random under the race detector")
+	}
+	r := rand.New(rand.NewPCG(8, 8))
+	gc := gemmRandCase(r, 8, 1000, 300)
+	pb := PackB(gc.b, gc.k, gc.n)
+	c := make([]int32, (gc.m-1)*gc.ldc+gc.n)
+	gr := gemmRandCase(r, 100, 64, 300) // split by rows
+	pbr := PackB(gr.b, gr.k, gr.n)
+	cr := make([]int32, (gr.m-1)*gr.ldc+gr.n)
+	out := make([]float32, gc.m*gc.n)
+	sc := []float32{0.01}
+	fa, fb := make([]float32, 8*300), make([]float32, 300*1000)
+	fpb := PackSgemmB(false, 300, 1000, fb, 1000)
+	fc := make([]float32, 8*1000)
+	withParallel(2, 1, func() {
+		for _, tc := range []struct {
+			name string
+			f    func()
+		}{
+			{"GemmU8S8/cols", func() { GemmU8S8(gc.m, gc.a, gc.lda, gc.aZero, pb, c, gc.ldc) }},
+			{"GemmU8S8/rows", func() { GemmU8S8(gr.m, gr.a, gr.lda, gr.aZero, pbr, cr, gr.ldc) }},
+			{"GemmU8S8Dequant", func() {
+				if err := GemmU8S8Dequant(gc.m, gc.a, gc.lda, gc.aZero, 0.02, pb, sc, nil, true, out, gc.n); err != nil {
+					t.Fatal(err)
+				}
+			}},
+			{"SgemmPacked", func() { SgemmPacked(false, 8, 1, fa, 300, fpb, 0, fc, 1000) }},
+			{"Sgemm", func() { Sgemm(false, false, 8, 1000, 300, 1, fa, 300, fb, 1000, 0, fc, 1000) }},
+		} {
+			jobs0 := pool.jobs.Load()
+			tc.f()
+			if allocs := testing.AllocsPerRun(50, tc.f); allocs != 0 {
+				t.Errorf("%s: %v allocations per call, want 0", tc.name, allocs)
+			}
+			if Best != Generic && pool.jobs.Load() == jobs0 {
+				t.Errorf("%s: not split", tc.name)
+			}
+		}
+	})
+}
+
+func TestParseThreads(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    int
+		wantErr bool
+	}{
+		{"", 7, false}, {"1", 1, false}, {" 4 ", 4, false},
+		{"0", 7, true}, {"-2", 7, true}, {"two", 7, true},
+	} {
+		got, err := parseThreads(tc.in, 7)
+		if got != tc.want || (err != nil) != tc.wantErr {
+			t.Errorf("parseThreads(%q, 7) = %d, %v; want %d, error %v", tc.in, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+func TestSetParallelism(t *testing.T) {
+	orig := SetParallelism(3)
+	defer SetParallelism(orig)
+	if got := Parallelism(); got != 3 {
+		t.Errorf("Parallelism() = %d after SetParallelism(3)", got)
+	}
+	if prev := SetParallelism(0); prev != 3 {
+		t.Errorf("SetParallelism(0) returned %d, want 3", prev)
+	}
+	if got, want := Parallelism(), runtime.GOMAXPROCS(0); os.Getenv(kernelThreadsEnv) == "" && got != want {
+		t.Errorf("Parallelism() = %d after SetParallelism(0), want the default GOMAXPROCS %d", got, want)
+	}
+}
+
+// TestPoolBackoff checks that GEMMs no worker joins make the next ones skip
+// the pool, for a bounded number of calls, and that the pool is tried again.
+func TestPoolBackoff(t *testing.T) {
+	defer SetParallelism(SetParallelism(2))
+	pool.resetBackoff()
+	ws, ok := pool.acquire(1)
+	if !ok {
+		t.Fatal("pool busy at start")
+	}
+	pool.missed = 0
+	// A job with no chunks, whose worker the caller cancels at once unless
+	// it is already polling: repeat until it was late.
+	for range 1000 {
+		pool.runJob(ws, (*u8Job)(nil), 0)
+		if pool.missed > 0 {
+			break
+		}
+	}
+	missed := pool.missed
+	pool.release()
+	if missed == 0 {
+		t.Skip("the worker always came in time")
+	}
+	skips := 0
+	for skips <= maxSkip {
+		if _, ok := pool.acquire(1); ok {
+			pool.release()
+			break
+		}
+		skips++
+	}
+	if want := min(1<<missed, maxSkip); skips != want {
+		t.Errorf("after %d missed jobs: %d GEMMs skipped the pool, want %d", missed, skips, want)
+	}
+}
