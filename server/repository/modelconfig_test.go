@@ -31,6 +31,8 @@ func TestModelConfig(t *testing.T) {
 		"calnotstatic/model.yaml":   {Data: []byte("quantization: int8-dynamic\ncalibration: c.npz\n")},
 		"calnotstatic/1/model.onnx": good,
 		"notyaml/model.yaml":        {Data: []byte("quantization: [\n")},
+		"dangling/model.yaml":       {Data: []byte("labels: {stable: 9}\n")},
+		"dangling/1/model.onnx":     good,
 		"notyaml/1/model.onnx":      good,
 	}
 	r := New(fsys, loader(), Options{})
@@ -50,6 +52,7 @@ func TestModelConfig(t *testing.T) {
 		{model: "escape", err: `model.yaml: calibration: got "../static/calibration.npz", want a path inside the model's folder`},
 		{model: "calnotstatic", err: "model.yaml: calibration: set, but quantization is int8-dynamic"},
 		{model: "notyaml", err: "model.yaml: error converting YAML to JSON"},
+		{model: "dangling", err: "model.yaml: labels.stable: version 9 is not in the model's folder (versions: [1])"},
 	} {
 		st, err := r.Status(tt.model)
 		if err != nil {

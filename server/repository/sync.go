@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"slices"
 	"strconv"
@@ -242,8 +243,12 @@ func (r *Repository) plan(disk map[string]*diskModel, configs map[string]configR
 			r.models[name] = m
 		}
 		m.onDisk = true
+		found := slices.Sorted(maps.Keys(d.versions))
 		if c, ok := configs[name]; ok && (m.cfgStamp != d.cfg || !m.seen) {
 			m.cfgStamp = d.cfg
+			if c.err == nil {
+				c.err = checkVersionsExist(&c.cfg, found)
+			}
 			if c.err != nil {
 				m.cfgErr = c.err
 				r.log.Error("model.yaml rejected; the previous settings stay", "model", name, "error", c.err.Error())
@@ -253,13 +258,6 @@ func (r *Repository) plan(disk map[string]*diskModel, configs map[string]configR
 			}
 		}
 		m.seen = true
-		found := slices.Sorted(func(yield func(int64) bool) {
-			for v := range d.versions {
-				if !yield(v) {
-					return
-				}
-			}
-		})
 		for v, ver := range m.versions {
 			if _, ok := d.versions[v]; !ok {
 				r.unloadLocked(name, m, v, ver, true)
@@ -318,6 +316,26 @@ func (r *Repository) plan(disk map[string]*diskModel, configs map[string]configR
 		m.lastFound = found
 	}
 	return jobs, wait
+}
+
+// checkVersionsExist refuses a config whose labels, traffic split or
+// shadow name a version the model's folder does not have: a label may only
+// point to a version that can be loaded.
+func checkVersionsExist(cfg *ModelConfig, found []int64) error {
+	for _, label := range slices.Sorted(maps.Keys(cfg.Labels)) {
+		if v := cfg.Labels[label]; !slices.Contains(found, v) {
+			return fmt.Errorf("%s: labels.%s: version %d is not in the model's folder (versions: %v)", ConfigFile, label, v, found)
+		}
+	}
+	for _, v := range slices.Sorted(maps.Keys(cfg.TrafficWeights())) {
+		if !slices.Contains(found, v) {
+			return fmt.Errorf("%s: routing.traffic: version %d is not in the model's folder (versions: %v)", ConfigFile, v, found)
+		}
+	}
+	if r := cfg.Routing; r != nil && r.Shadow != nil && !slices.Contains(found, r.Shadow.Version) {
+		return fmt.Errorf("%s: routing.shadow.version: version %d is not in the model's folder (versions: %v)", ConfigFile, r.Shadow.Version, found)
+	}
+	return nil
 }
 
 // wanted is the set of versions to load: the version policy's choice among
