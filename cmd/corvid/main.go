@@ -5,6 +5,7 @@
 //	corvid status  [MODEL] [--addr localhost:8500]
 //	corvid inspect MODEL.onnx
 //	corvid quantize [--calibration DATA.npz] IN.onnx OUT.onnx
+//	corvid certs   [--out DIR] [--hosts NAME,...] [--client IDENTITY]...
 package main
 
 import (
@@ -26,6 +27,7 @@ Usage:
   corvid status  [MODEL]              show a model's versions, or list all models
   corvid inspect MODEL.onnx           describe a model file and whether Corvid can serve it
   corvid quantize IN.onnx OUT.onnx    write an int8 copy of a model (--calibration DATA.npz: static)
+  corvid certs   [--client ID]...     create a development CA, server and client certificates for mTLS
 
 Run 'corvid COMMAND -h' for a command's flags.
 `
@@ -58,6 +60,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runInspect(args[1:], stdout, stderr)
 	case "quantize":
 		return runQuantize(ctx, args[1:], stdout, stderr)
+	case "certs":
+		return runCerts(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
