@@ -25,20 +25,34 @@ func QuantParamsU8(lo, hi float32) (scale float32, zero uint8) {
 }
 
 // MinMax returns the smallest and largest values of x, ignoring NaNs (0, 0
-// for an empty or all-NaN x).
+// for an empty or all-NaN x). Infinities count as values.
 func MinMax(x []float32) (lo, hi float32) {
-	first := true
+	lo, hi, ok := minMax(active, x)
+	if !ok {
+		return 0, 0
+	}
+	return lo, hi
+}
+
+// minMaxGeneric is the reference for minMax: comparisons with NaN are false,
+// so NaNs never become the minimum or maximum. ok is false when x holds no
+// number.
+func minMaxGeneric(x []float32) (lo, hi float32, ok bool) {
+	lo, hi = float32(math.Inf(1)), float32(math.Inf(-1))
+	seen := false
 	for _, v := range x {
 		if v != v {
 			continue
 		}
-		if first {
-			lo, hi, first = v, v, false
-			continue
+		seen = true
+		if v < lo {
+			lo = v
 		}
-		lo, hi = min(lo, v), max(hi, v)
+		if v > hi {
+			hi = v
+		}
 	}
-	return lo, hi
+	return lo, hi, seen
 }
 
 // quantClamp bounds x/scale before the conversion to int32: anything beyond

@@ -39,6 +39,43 @@ func TestMinMax(t *testing.T) {
 	}
 }
 
+// TestMinMaxTiers checks every tier against the reference on every length
+// up to a few blocks, with NaNs and infinities placed anywhere, the extremes
+// in the SIMD part and in the tail, and all-NaN inputs.
+func TestMinMaxTiers(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	nan := float32(math.NaN())
+	for tier := Generic; tier <= Best; tier++ {
+		for n := 0; n <= 70; n++ {
+			for trial := range 8 {
+				x := make([]float32, n)
+				for i := range x {
+					switch r.IntN(10) {
+					case 0:
+						x[i] = nan
+					case 1:
+						if trial%2 == 0 {
+							x[i] = float32(math.Inf(1 - 2*r.IntN(2)))
+						}
+					default:
+						x[i] = float32(r.NormFloat64() * 10)
+					}
+				}
+				if trial == 7 {
+					for i := range x {
+						x[i] = nan
+					}
+				}
+				wlo, whi, wok := minMaxGeneric(x)
+				lo, hi, ok := minMax(tier, x)
+				if ok != wok || ok && (lo != wlo || hi != whi) {
+					t.Fatalf("%v n=%d: minMax = %v %v %t, reference %v %v %t (x=%v)", tier, n, lo, hi, ok, wlo, whi, wok, x)
+				}
+			}
+		}
+	}
+}
+
 func quantInputs(r *rand.Rand, n int) []float32 {
 	special := []float32{0, float32(math.Copysign(0, -1)), 0.5, 1.5, 2.5, -0.5, -1.5, 127.5, 128.5, 254.5, 255.5,
 		1e30, -1e30, float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 511.5, 512.5, -600, 3e9, -3e9}
