@@ -250,3 +250,34 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 	t.Fatal("condition not met within 20 s")
 }
+
+// TestConfigChangeReloads: a model.yaml edit that changes how versions
+// load (batching here) reloads them in the background, and the new copy
+// serves with it.
+func TestConfigChangeReloads(t *testing.T) {
+	dir := modelsDir(t, map[string][]byte{"digits/1/model.onnx": digitsModel(t)})
+	in := start(t, dir, func(c *config.Config) {
+		c.RescanInterval = config.Duration(50 * time.Millisecond)
+		c.Settle = config.Duration(50 * time.Millisecond)
+	})
+	ctx := context.Background()
+	info, err := in.client.ModelStatus(ctx, "digits")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.GetVersions()[0].GetBatching() != nil {
+		t.Fatal("batching before model.yaml asked for it")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "digits", "model.yaml"), []byte("batching: {max_batch_size: 16, max_queue_delay: 1ms}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		info, err := in.client.ModelStatus(ctx, "digits")
+		return err == nil && info.GetVersions()[0].GetBatching() != nil &&
+			info.GetVersions()[0].GetState() == corvidv1.ModelState_MODEL_STATE_AVAILABLE
+	})
+	h := loadHeldout(t)
+	if _, err := in.client.Predict(ctx, "digits", map[string]*corvidv1.Tensor{"input": corvid.Float32Tensor(h.flatten(0, 1), 1, 64)}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -283,10 +283,11 @@ func (c *ModelConfig) TrafficWeights() map[int64]int {
 	return out
 }
 
-// loadKey is what the versions of a model were compiled with: a change
-// reloads them.
+// loadKey is what the versions of a model were loaded with (compiled,
+// calibrated, batched): a change reloads them. Labels and routing apply
+// without a reload.
 func (c *ModelConfig) loadKey() string {
-	b, _ := json.Marshal([]any{c.Quantization, c.Calibration, c.Instances})
+	b, _ := json.Marshal([]any{c.Quantization, c.Calibration, c.Instances, c.Batching})
 	return string(b)
 }
 
