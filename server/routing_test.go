@@ -149,18 +149,7 @@ func constantClassModel(t *testing.T) []byte {
 	}
 	bias := make([]float32, 10)
 	bias[3] = 5
-	info := func(name string, elem int32, dims ...int64) *onnxpb.ValueInfoProto {
-		shape := &onnxpb.TensorShapeProto{}
-		for _, d := range dims {
-			dim := &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: d}}
-			if d < 0 {
-				dim.Value = &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: "N"}
-			}
-			shape.Dim = append(shape.Dim, dim)
-		}
-		return &onnxpb.ValueInfoProto{Name: name, Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{
-			TensorType: &onnxpb.TypeProto_Tensor{ElemType: elem, Shape: shape}}}}
-	}
+	info := valueInfo
 	axis := &onnxpb.AttributeProto{Name: "axis", Type: onnxpb.AttributeProto_INT, I: 1}
 	keep := &onnxpb.AttributeProto{Name: "keepdims", Type: onnxpb.AttributeProto_INT, I: 0}
 	m := &onnxpb.ModelProto{IrVersion: 8, OpsetImport: []*onnxpb.OperatorSetIdProto{{Version: 17}}, Graph: &onnxpb.GraphProto{
@@ -180,4 +169,19 @@ func constantClassModel(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// valueInfo declares a tensor for hand-built ONNX models: elem is the ONNX
+// element type, a -1 dimension is dynamic ("N").
+func valueInfo(name string, elem int32, dims ...int64) *onnxpb.ValueInfoProto {
+	shape := &onnxpb.TensorShapeProto{}
+	for _, d := range dims {
+		dim := &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: d}}
+		if d < 0 {
+			dim.Value = &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: "N"}
+		}
+		shape.Dim = append(shape.Dim, dim)
+	}
+	return &onnxpb.ValueInfoProto{Name: name, Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{
+		TensorType: &onnxpb.TypeProto_Tensor{ElemType: elem, Shape: shape}}}}
 }

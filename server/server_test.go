@@ -744,18 +744,7 @@ func TestPrequantizedModel(t *testing.T) {
 	for i, v := range w {
 		raw[i] = byte(v)
 	}
-	info := func(name string, elem int32, dims ...int64) *onnxpb.ValueInfoProto {
-		shape := &onnxpb.TensorShapeProto{}
-		for _, d := range dims {
-			dim := &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: d}}
-			if d < 0 {
-				dim.Value = &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: "N"}
-			}
-			shape.Dim = append(shape.Dim, dim)
-		}
-		return &onnxpb.ValueInfoProto{Name: name, Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{
-			TensorType: &onnxpb.TypeProto_Tensor{ElemType: elem, Shape: shape}}}}
-	}
+	info := valueInfo
 	model := &onnxpb.ModelProto{IrVersion: 8, OpsetImport: []*onnxpb.OperatorSetIdProto{{Version: 17}}, Graph: &onnxpb.GraphProto{
 		Name:        "mmi",
 		Node:        []*onnxpb.NodeProto{{Name: "mm", OpType: "MatMulInteger", Input: []string{"a", "w", "az"}, Output: []string{"y"}}},
