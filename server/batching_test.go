@@ -26,7 +26,7 @@ func TestDynamicBatching(t *testing.T) {
 		"batched/1/model.onnx": model,
 		"batched/model.yaml":   []byte("batching: {max_batch_size: 32, max_queue_delay: 5ms}\n"),
 		"slow/1/model.onnx":    model,
-		"slow/model.yaml":      []byte("instances: 1\nbatching: {max_batch_size: 8, max_queue_delay: 300ms, max_queue_size: 2}\n"),
+		"slow/model.yaml":      []byte("instances: 1\nbatching: {max_batch_size: 8, max_queue_delay: 2s, max_queue_size: 2}\n"),
 	}))
 	ctx := context.Background()
 	h := loadHeldout(t)
@@ -76,7 +76,7 @@ func TestDynamicBatching(t *testing.T) {
 	t.Logf("%d requests in %d batches, mean %.1f rows, largest %d; queue time p50 %v",
 		b.GetRequests(), b.GetBatches(), b.GetMeanBatchRows(), b.GetMaxBatchRows(), b.GetQueueTimeP50().AsDuration())
 
-	// The slow model waits 300 ms for more rows before it runs a batch.
+	// The slow model waits 2 s for more rows before it runs a batch.
 	x := map[string]*corvidv1.Tensor{"input": corvid.Float32Tensor(h.flatten(0, 1), 1, 64)}
 	short, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
 	_, err = in.client.Predict(short, "slow", x)
@@ -93,10 +93,13 @@ func TestDynamicBatching(t *testing.T) {
 			in.client.Predict(ctx, "slow", x)
 		}()
 	}
-	time.Sleep(50 * time.Millisecond)
+	waitFor(t, func() bool {
+		info, err := in.client.ModelStatus(ctx, "slow")
+		return err == nil && info.GetVersions()[0].GetBatching().GetQueueDepth() == 2
+	})
 	start := time.Now()
 	_, err = in.client.Predict(ctx, "slow", x)
-	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "queue is full") || time.Since(start) > 100*time.Millisecond {
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "queue is full") || time.Since(start) > time.Second {
 		t.Errorf("full queue: %v after %v, want UNAVAILABLE at once saying the queue is full", err, time.Since(start))
 	}
 	fill.Wait()
