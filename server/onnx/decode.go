@@ -18,11 +18,16 @@ import (
 // predictable. Large transformer exports have a few tens of thousands.
 const MaxNodes = 1 << 18
 
-// Decode parses an ONNX model file and validates its graph.
+// Decode parses an ONNX model file and validates its graph. A model with
+// external data is refused: DecodeWith reads it.
 //
 // Errors wrap ErrInvalidModel or ErrUnsupported and say which node, value
 // or tensor is at fault.
-func Decode(data []byte) (*Graph, error) {
+func Decode(data []byte) (*Graph, error) { return DecodeWith(data, DecodeOptions{}) }
+
+// DecodeWith is Decode with the model's external data read through
+// opts.External.
+func DecodeWith(data []byte, opts DecodeOptions) (*Graph, error) {
 	if err := sniff(data); err != nil {
 		return nil, err
 	}
@@ -40,6 +45,9 @@ func Decode(data []byte) (*Graph, error) {
 	}
 	opsets, err := decodeOpsets(m.GetOpsetImport())
 	if err != nil {
+		return nil, err
+	}
+	if err := resolveExternal(m.GetGraph(), opts); err != nil {
 		return nil, err
 	}
 	return decodeGraph(m.GetGraph(), opsets)

@@ -160,10 +160,10 @@ func TestDecodeRefuses(t *testing.T) {
 			b := m.Graph.Initializer[0]
 			b.RawData, b.DataLocation = nil, onnxpb.TensorProto_EXTERNAL
 			b.ExternalData = []*onnxpb.StringStringEntryProto{{Key: "location", Value: "../../etc/passwd"}}
-		}, want: onnx.ErrUnsupported, words: []string{"external data is not supported"}},
+		}, want: onnx.ErrUnsupported, words: []string{"external data is only read from a model repository folder"}},
 		{name: "external data keys only", mutate: func(m *onnxpb.ModelProto) {
 			m.Graph.Initializer[0].ExternalData = []*onnxpb.StringStringEntryProto{{Key: "location", Value: "w.bin"}}
-		}, want: onnx.ErrUnsupported, words: []string{"external data is not supported"}},
+		}, want: onnx.ErrUnsupported, words: []string{"external data is only read from a model repository folder"}},
 		{name: "sparse initializer", mutate: func(m *onnxpb.ModelProto) {
 			m.Graph.SparseInitializer = []*onnxpb.SparseTensorProto{{Dims: []int64{3}}}
 		}, want: onnx.ErrUnsupported, words: []string{"sparse initializers"}},

@@ -15,6 +15,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/corvidml/corvid/server/onnx"
 	"github.com/corvidml/corvid/server/routing"
 )
 
@@ -300,6 +301,10 @@ type LoadRequest struct {
 	// Calibration is the calibration set's bytes, read only for
 	// int8-static.
 	Calibration []byte
+	// External opens the model's external data files inside its version
+	// folder (nil when the repository is not a folder on disk); valid only
+	// during the load.
+	External onnx.ExternalFiles
 }
 
 // readConfig reads and checks DIR/<model>/model.yaml (defaults when there

@@ -194,6 +194,7 @@ type model struct {
 // Repository holds every model found in a folder.
 type Repository struct {
 	fsys     fs.FS
+	dir      string // on-disk folder of fsys, "" when there is none
 	load     Loader
 	maxBytes int64
 	settle   time.Duration
@@ -213,6 +214,10 @@ type Repository struct {
 type Options struct {
 	// MaxModelBytes bounds a model file; larger files FAIL without being read.
 	MaxModelBytes int64
+	// Dir is the folder fsys reads, when it is one on disk: external data
+	// of models (ONNX external_data) is read from it through os.Root. Empty
+	// refuses external data.
+	Dir string
 	// Settle is how long a new or changed file must keep its size and
 	// modification time before a Sync after the first loads it, so that a
 	// file still being copied is not loaded half-written. Default 500 ms.
@@ -234,7 +239,7 @@ func New(fsys fs.FS, load Loader, opts Options) *Repository {
 		opts.Settle = 500 * time.Millisecond
 	}
 	return &Repository{
-		fsys: fsys, load: load, maxBytes: opts.MaxModelBytes, settle: opts.Settle, log: log,
+		fsys: fsys, dir: opts.Dir, load: load, maxBytes: opts.MaxModelBytes, settle: opts.Settle, log: log,
 		models: map[string]*model{}, pending: map[string]pendingAt{},
 	}
 }

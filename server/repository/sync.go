@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"maps"
 	"path"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -505,7 +506,13 @@ func (r *Repository) readVersion(ctx context.Context, j loadJob) (string, map[st
 	if err != nil {
 		return sum, nil, nil, err
 	}
-	servable, err := r.safeLoad(ctx, LoadRequest{Model: data, Config: j.cfg, Calibration: cal})
+	req := LoadRequest{Model: data, Config: j.cfg, Calibration: cal}
+	if r.dir != "" {
+		files := &versionFiles{dir: filepath.Join(r.dir, filepath.FromSlash(path.Dir(j.file)))}
+		defer files.close()
+		req.External = files
+	}
+	servable, err := r.safeLoad(ctx, req)
 	return sum, meta, servable, err
 }
 
