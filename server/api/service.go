@@ -94,8 +94,15 @@ func (s *Service) predict(ctx context.Context, req *corvidv1.PredictRequest, id 
 	if err != nil {
 		return nil, fmt.Errorf("model %q version %d: %w", req.GetModel(), version, err)
 	}
-	// The shadow gets its copy now; encoding below only reads the tensors.
+	// The shadow gets its copy now; noise and encoding below do not change
+	// these tensors.
 	servable.Mirror(inputs, req.GetOutputFilter(), outputs)
+	if servable.Privacy != nil {
+		outputs = addNoise(servable.Privacy, outputs)
+	}
+	if pl := servable.PayloadLog; pl != nil && sampled(pl.Sample) {
+		s.logPayload(ctx, req.GetModel(), version, id, inputs, outputs, pl.Redact)
+	}
 	resp := &corvidv1.PredictResponse{
 		Model:     req.GetModel(),
 		Version:   version,

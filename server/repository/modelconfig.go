@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"path"
 	"slices"
 	"strconv"
@@ -65,6 +66,33 @@ type ModelConfig struct {
 	Batching *BatchingConfig `json:"batching"`
 	// Routing splits traffic between versions and mirrors it to a shadow.
 	Routing *RoutingConfig `json:"routing"`
+	// Privacy adds Laplace noise to float outputs (differential privacy).
+	Privacy *PrivacyConfig `json:"privacy"`
+	// PayloadLog logs a sample of requests and responses; off by default.
+	PayloadLog *PayloadLogConfig `json:"payload_log"`
+}
+
+// PrivacyConfig is model.yaml's privacy section: Laplace noise of scale
+// sensitivity/epsilon on every element of the named float outputs (all of
+// them when Outputs is empty); integer outputs, such as labels, are not
+// changed, so a classifier meant to be private should expose only its
+// probabilities.
+type PrivacyConfig struct {
+	// Epsilon is the privacy budget of one response (smaller: more noise).
+	Epsilon float64 `json:"epsilon"`
+	// Sensitivity is the L1 sensitivity of the outputs to one individual:
+	// the operator's statement about the model and its data.
+	Sensitivity float64 `json:"sensitivity"`
+	// Outputs names the outputs that get noise.
+	Outputs []string `json:"outputs"`
+}
+
+// PayloadLogConfig is model.yaml's payload_log section.
+type PayloadLogConfig struct {
+	// Sample is the share of requests logged, 0 to 1.
+	Sample float64 `json:"sample"`
+	// Redact names inputs whose values are never logged.
+	Redact []string `json:"redact"`
 }
 
 // VersionPolicy is `{latest: N}`, `{specific: [...]}` or `all`.
@@ -228,6 +256,17 @@ func (c *ModelConfig) validate() error {
 		if v < 1 {
 			return fmt.Errorf("labels.%s: version %d, want a positive integer", name, v)
 		}
+	}
+	if p := c.Privacy; p != nil {
+		if !(p.Epsilon > 0) || math.IsInf(p.Epsilon, 0) {
+			return fmt.Errorf("privacy.epsilon: got %v, want a positive number", p.Epsilon)
+		}
+		if !(p.Sensitivity > 0) || math.IsInf(p.Sensitivity, 0) {
+			return fmt.Errorf("privacy.sensitivity: got %v, want a positive number (the outputs' L1 sensitivity)", p.Sensitivity)
+		}
+	}
+	if l := c.PayloadLog; l != nil && !(l.Sample >= 0 && l.Sample <= 1) {
+		return fmt.Errorf("payload_log.sample: got %v, want 0 to 1", l.Sample)
 	}
 	if c.Instances < 0 || c.Instances > 1024 {
 		return fmt.Errorf("instances: got %d, want 0 (one per core) to 1024", c.Instances)

@@ -251,9 +251,13 @@ type Lease struct {
 	Servable
 	// Version is the version number that serves.
 	Version int64
-	l       *loaded
-	shadow  *routing.Shadow
-	once    sync.Once
+	// Privacy and PayloadLog are the model's model.yaml settings (nil when
+	// unset).
+	Privacy    *PrivacyConfig
+	PayloadLog *PayloadLogConfig
+	l          *loaded
+	shadow     *routing.Shadow
+	once       sync.Once
 }
 
 // Release returns the lease.
@@ -335,7 +339,7 @@ func (r *Repository) Resolve(name string, v int64, label, key string) (*Lease, e
 // request to any version but the shadow itself is mirrored to the shadow.
 func (m *model) lease(l *loaded, v int64) *Lease {
 	l.inflight.Add(1)
-	out := &Lease{Servable: l.s, Version: v, l: l}
+	out := &Lease{Servable: l.s, Version: v, l: l, Privacy: m.cfg.Privacy, PayloadLog: m.cfg.PayloadLog}
 	if m.shadow != nil && v != m.cfg.Routing.Shadow.Version {
 		out.shadow = m.shadow
 	}
