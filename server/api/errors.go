@@ -25,6 +25,7 @@ const (
 	ReasonInvalidRequest   = "INVALID_REQUEST"
 	ReasonInternal         = "INTERNAL"
 	ReasonQueueFull        = "QUEUE_FULL"
+	ReasonPermissionDenied = "PERMISSION_DENIED"
 )
 
 // errInvalidRequest marks a malformed request (not its tensors).
@@ -51,6 +52,8 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		code, reason = codes.Unavailable, ReasonModelUnavailable
 	case errors.Is(err, batching.ErrQueueFull):
 		code, reason = codes.Unavailable, ReasonQueueFull
+	case errors.Is(err, errDenied):
+		code, reason = codes.PermissionDenied, ReasonPermissionDenied
 	case errors.Is(err, repository.ErrInvalidName), errors.Is(err, errInvalidRequest):
 		code, reason = codes.InvalidArgument, ReasonInvalidRequest
 	case errors.Is(err, errInvalidTensor), errors.Is(err, runtime.ErrInvalidInput):

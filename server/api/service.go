@@ -18,6 +18,7 @@ import (
 
 	corvidv1 "github.com/corvidml/corvid/gen/go/corvid/v1"
 	"github.com/corvidml/corvid/kernels"
+	"github.com/corvidml/corvid/server/auth"
 	"github.com/corvidml/corvid/server/batching"
 	"github.com/corvidml/corvid/server/middleware"
 	"github.com/corvidml/corvid/server/onnx"
@@ -32,6 +33,7 @@ type Service struct {
 	repo              *repository.Repository
 	log               *slog.Logger
 	streamConcurrency int
+	authz             authorizer
 }
 
 // Options configures a Service.
@@ -40,6 +42,8 @@ type Options struct {
 	StreamConcurrency int
 	// Logger receives errors that are not the caller's fault.
 	Logger *slog.Logger
+	// Policy authorizes callers per model and action; nil allows all.
+	Policy *auth.Policy
 }
 
 // New returns a Service serving the models of repo.
@@ -51,7 +55,7 @@ func New(repo *repository.Repository, opts Options) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{repo: repo, log: log, streamConcurrency: opts.StreamConcurrency}
+	return &Service{repo: repo, log: log, streamConcurrency: opts.StreamConcurrency, authz: authorizer{opts.Policy, log}}
 }
 
 // Predict runs one request.
@@ -68,6 +72,9 @@ func (s *Service) Predict(ctx context.Context, req *corvidv1.PredictRequest) (*c
 func (s *Service) predict(ctx context.Context, req *corvidv1.PredictRequest, id string) (*corvidv1.PredictResponse, error) {
 	if id == "" {
 		id = uuid.NewString()
+	}
+	if err := s.authz.allow(ctx, auth.ActionPredict, req.GetModel()); err != nil {
+		return nil, err
 	}
 	servable, err := s.repo.Resolve(req.GetModel(), req.GetVersion(), req.GetVersionLabel(), s.routingKey(ctx, req))
 	if err != nil {
@@ -222,6 +229,9 @@ func errorResponse(id string, st *status.Status) *corvidv1.StreamResponse {
 
 // ModelStatus reports every version of one model.
 func (s *Service) ModelStatus(ctx context.Context, req *corvidv1.ModelStatusRequest) (*corvidv1.ModelStatusResponse, error) {
+	if err := s.authz.allow(ctx, auth.ActionStatus, req.GetModel()); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
 	ms, err := s.repo.Status(req.GetModel())
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
@@ -232,8 +242,16 @@ func (s *Service) ModelStatus(ctx context.Context, req *corvidv1.ModelStatusRequ
 // ListModels reports every model.
 func (s *Service) ListModels(ctx context.Context, _ *corvidv1.ListModelsRequest) (*corvidv1.ListModelsResponse, error) {
 	resp := &corvidv1.ListModelsResponse{}
-	for _, ms := range s.repo.List() {
-		resp.Models = append(resp.Models, modelInfo(ms))
+	list := s.repo.List()
+	names := make([]string, len(list))
+	for i, ms := range list {
+		names[i] = ms.Name
+	}
+	visible := s.authz.visible(ctx, names)
+	for _, ms := range list {
+		if visible[ms.Name] {
+			resp.Models = append(resp.Models, modelInfo(ms))
+		}
 	}
 	return resp, nil
 }
