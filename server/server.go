@@ -16,6 +16,7 @@ import (
 
 	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -28,6 +29,7 @@ import (
 	"github.com/corvidml/corvid/server/batching"
 	"github.com/corvidml/corvid/server/config"
 	"github.com/corvidml/corvid/server/gateway"
+	"github.com/corvidml/corvid/server/gateway/inproc"
 	"github.com/corvidml/corvid/server/middleware"
 	"github.com/corvidml/corvid/server/npz"
 	"github.com/corvidml/corvid/server/onnx"
@@ -35,6 +37,7 @@ import (
 	"github.com/corvidml/corvid/server/repository"
 	"github.com/corvidml/corvid/server/runtime"
 	"github.com/corvidml/corvid/server/tensor"
+	"github.com/corvidml/corvid/server/tlsconfig"
 )
 
 // Server is a configured Corvid server whose listeners are open.
@@ -46,9 +49,15 @@ type Server struct {
 	health *health.Server
 
 	grpcLis, httpLis, adminLis net.Listener
-	adminSrv                   *http.Server
+	// gatewayLis is where REST requests enter the gRPC server: the gateway
+	// dials it in-process, so it needs no client certificate and cannot be
+	// reached from outside (see package inproc).
+	gatewayLis *inproc.Listener
+	adminSrv   *http.Server
+	// tls serves the certificates of every port; nil when TLS is off.
+	tls *tlsconfig.Reloader
 	// The model control service, served on the admin port (gRPC over
-	// cleartext HTTP/2 and REST) unless model_control is off.
+	// HTTP/2, cleartext or TLS, and REST) unless model_control is off.
 	control   *api.Control
 	adminGRPC *grpc.Server
 	started   time.Time
@@ -70,7 +79,19 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		MaxModelBytes: cfg.MaxModelBytes, Settle: time.Duration(cfg.Settle), Logger: log,
 	})
 
+	// The public gRPC port speaks TLS when configured; connections from the
+	// in-process gateway listener skip the handshake (inproc.Credentials).
+	var public credentials.TransportCredentials = insecure.NewCredentials()
+	if cfg.TLS.Enabled() {
+		var err error
+		if s.tls, err = tlsconfig.Load(cfg.TLS.Config, log); err != nil {
+			return nil, err
+		}
+		public = credentials.NewTLS(s.tls.ServerConfig("h2"))
+	}
+
 	s.grpc = grpc.NewServer(append(middleware.ServerOptions(log),
+		grpc.Creds(inproc.Credentials(public)),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
 		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
@@ -92,8 +113,10 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	reflection.Register(s.grpc)
 	s.setServing(false)
 
+	s.gatewayLis = inproc.Listen()
 	var err error
 	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		s.closeListeners()
 		return nil, fmt.Errorf("listen gRPC: %w", err)
 	}
 	if s.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
@@ -207,6 +230,7 @@ func (s *Server) closeListeners() {
 			l.Close()
 		}
 	}
+	s.gatewayLis.Close()
 }
 
 // GRPCAddr, HTTPAddr and AdminAddr are the addresses actually listened on
@@ -225,29 +249,22 @@ func (s *Server) setServing(ok bool) {
 	s.health.SetServingStatus(corvidv1.InferenceService_ServiceDesc.ServiceName, st)
 }
 
-// loopbackTarget is the address the gateway dials: the gRPC listener itself,
-// through loopback when it listens on every interface.
-func loopbackTarget(addr net.Addr) string {
-	tcp, ok := addr.(*net.TCPAddr)
-	if !ok {
-		return addr.String()
-	}
-	if tcp.IP.IsUnspecified() {
-		return net.JoinHostPort("127.0.0.1", fmt.Sprint(tcp.Port))
-	}
-	return tcp.String()
-}
-
 // Serve loads the models and serves until ctx is cancelled, then shuts down:
 // health NOT_SERVING first, then the HTTP servers, then a graceful gRPC stop
 // raced against the grace period, then a forced stop.
 func (s *Server) Serve(ctx context.Context) error {
 	gwCtx, cancelGW := context.WithCancel(context.Background())
 	defer cancelGW()
-	restHandler, err := gateway.New(gwCtx, loopbackTarget(s.grpcLis.Addr()), gateway.Options{
+	// REST requests enter the gRPC server over the in-process listener,
+	// never over the public port: the gateway needs no client certificate
+	// when the public port requires one, and a call from this connection
+	// is known to come from the gateway (inproc.FromGateway), the only
+	// caller whose identity metadata may be trusted.
+	restHandler, err := gateway.New(gwCtx, inproc.Target, gateway.Options{
 		MaxBodyBytes: int64(s.cfg.MaxRecvMsgBytes),
 		ModelControl: s.cfg.ModelControl == "on",
 		DialOptions: []grpc.DialOption{
+			grpc.WithContextDialer(s.gatewayLis.Dial),
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(s.cfg.MaxRecvMsgBytes), grpc.MaxCallSendMsgSize(s.cfg.MaxRecvMsgBytes)),
 		},
@@ -263,16 +280,36 @@ func (s *Server) Serve(ctx context.Context) error {
 		return err
 	}
 	s.adminSrv = s.httpServer(admin)
-	// gRPC on the admin port is HTTP/2 without TLS (h2c), beside HTTP/1.
-	s.adminSrv.Protocols = new(http.Protocols)
-	s.adminSrv.Protocols.SetHTTP1(true)
-	s.adminSrv.Protocols.SetUnencryptedHTTP2(true)
+	serveHTTP := func(srv *http.Server, l net.Listener) error { return srv.Serve(l) }
+	var stopWatch context.CancelFunc = func() {}
+	var watching sync.WaitGroup
+	if s.tls != nil {
+		// HTTP/1.1 and HTTP/2 (which the admin port's gRPC needs) over TLS.
+		restSrv.TLSConfig = s.tls.ServerConfig()
+		s.adminSrv.TLSConfig = s.tls.ServerConfig()
+		serveHTTP = func(srv *http.Server, l net.Listener) error { return srv.ServeTLS(l, "", "") }
+		// Rotated certificates and CA bundles take effect on the next
+		// handshake of every port; the watch outlives the grace period.
+		var watchCtx context.Context
+		watchCtx, stopWatch = context.WithCancel(context.Background())
+		watching.Go(func() { s.tls.Watch(watchCtx, time.Duration(s.cfg.TLS.ReloadInterval)) })
+	} else {
+		// gRPC on the admin port is HTTP/2 without TLS (h2c), beside HTTP/1.
+		s.adminSrv.Protocols = new(http.Protocols)
+		s.adminSrv.Protocols.SetHTTP1(true)
+		s.adminSrv.Protocols.SetUnencryptedHTTP2(true)
+	}
+	defer func() {
+		stopWatch()
+		watching.Wait()
+	}()
 
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	go func() { errc <- s.grpc.Serve(s.grpcLis) }()
-	go func() { errc <- restSrv.Serve(s.httpLis) }()
-	go func() { errc <- s.adminSrv.Serve(s.adminLis) }()
-	s.log.Info("corvid listening", "grpc", s.GRPCAddr(), "rest", s.HTTPAddr(), "admin", s.AdminAddr())
+	go func() { errc <- s.grpc.Serve(s.gatewayLis) }()
+	go func() { errc <- serveHTTP(restSrv, s.httpLis) }()
+	go func() { errc <- serveHTTP(s.adminSrv, s.adminLis) }()
+	s.log.Info("corvid listening", "grpc", s.GRPCAddr(), "rest", s.HTTPAddr(), "admin", s.AdminAddr(), "tls", s.tlsMode())
 
 	loadCtx, cancelLoad := context.WithCancel(ctx)
 	var loading sync.WaitGroup
@@ -320,6 +357,21 @@ func (s *Server) loadModels(ctx context.Context) {
 		ready, _ := s.repo.Ready()
 		s.setServing(ready)
 	})
+}
+
+// tlsMode describes the ports' security for the start-up log line.
+func (s *Server) tlsMode() string {
+	switch {
+	case s.tls == nil:
+		return "off"
+	case s.cfg.TLS.ClientCAFile == "":
+		return "on"
+	}
+	auth := s.cfg.TLS.ClientAuth
+	if auth == "" {
+		auth = tlsconfig.ClientAuthRequire
+	}
+	return "on, client certificates: " + auth
 }
 
 func (s *Server) httpServer(h http.Handler) *http.Server {

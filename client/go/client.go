@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	corvidv1 "github.com/corvidml/corvid/gen/go/corvid/v1"
@@ -27,12 +28,20 @@ type Client struct {
 //
 // Like grpc.NewClient, Dial does not wait for the connection: the first call
 // connects, and a server that cannot be reached shows up as a
-// codes.Unavailable error from that call. Without [WithTransportCredentials]
-// the connection is plaintext.
+// codes.Unavailable error from that call. Without [WithTLS] or
+// [WithTransportCredentials] the connection is plaintext.
 func Dial(target string, opts ...Option) (*Client, error) {
 	o := collect(opts)
 	creds := o.creds
-	if creds == nil {
+	switch {
+	case creds != nil:
+	case o.tlsFiles != nil:
+		cfg, err := o.tlsFiles.config()
+		if err != nil {
+			return nil, fmt.Errorf("corvid: dial %s: %w", target, err)
+		}
+		creds = credentials.NewTLS(cfg)
+	default:
 		creds = insecure.NewCredentials()
 	}
 	// The caller's dial options go last so that they win over ours.

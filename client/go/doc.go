@@ -7,8 +7,9 @@
 // # Connecting
 //
 // [Dial] connects to a server. Without options it uses plaintext, which suits
-// a development server on localhost; production callers pass
-// [WithTransportCredentials] (TLS or mTLS). [WithBearerToken] attaches a token
+// a development server on localhost; production callers pass [WithTLS]
+// (a CA file, and a client certificate and key for mTLS) or
+// [WithTransportCredentials]. [WithBearerToken] attaches a token
 // to every call, and only sends it over a secure transport unless the target
 // is a loopback address. [NewFromConn] wraps a connection the caller already
 // owns, for instance one shared with other services or built with interceptors.

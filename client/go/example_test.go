@@ -36,6 +36,17 @@ func ExampleDial() {
 	}
 }
 
+func ExampleWithTLS() {
+	// mTLS with the files `corvid certs --client alice` writes: the server
+	// is checked against ca.pem, and the server checks alice's certificate.
+	c, err := corvid.Dial("localhost:8500",
+		corvid.WithTLS("certs/ca.pem", "certs/client-alice.pem", "certs/client-alice-key.pem"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+}
+
 func ExampleWithTransportCredentials() {
 	// mTLS: the server checks this client's certificate, the client checks
 	// the server's against the system roots (or tls.Config.RootCAs).

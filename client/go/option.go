@@ -15,7 +15,8 @@ type Option interface {
 }
 
 type options struct {
-	creds       credentials.TransportCredentials // nil: plaintext
+	creds       credentials.TransportCredentials // nil: tlsFiles, or plaintext
+	tlsFiles    *tlsFiles                        // set by WithTLS
 	dialOptions []grpc.DialOption
 	token       string
 	timeout     time.Duration
@@ -28,9 +29,10 @@ func (f optionFunc) apply(o *options) { f(o) }
 // WithTransportCredentials sets the transport security of a connection made
 // by [Dial], for instance credentials.NewTLS(cfg) for TLS or mTLS. The default
 // is plaintext, meant for a development server on a loopback address.
+// It replaces an earlier [WithTLS], and is replaced by a later one.
 // [NewFromConn] ignores this option: the connection's security is already set.
 func WithTransportCredentials(creds credentials.TransportCredentials) Option {
-	return optionFunc(func(o *options) { o.creds = creds })
+	return optionFunc(func(o *options) { o.creds, o.tlsFiles = creds, nil })
 }
 
 // WithDialOptions passes options through to grpc.NewClient when [Dial] makes

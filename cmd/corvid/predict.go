@@ -46,6 +46,7 @@ type predictArgs struct {
 	version int64 // 0: not set
 	label   string
 	timeout time.Duration // 0: no deadline
+	tls     tlsFlags
 }
 
 func parsePredictArgs(args []string, stderr io.Writer) (predictArgs, error) {
@@ -57,6 +58,7 @@ func parsePredictArgs(args []string, stderr io.Writer) (predictArgs, error) {
 	fs.Int64Var(&a.version, "version", 0, "model version `N` to ask for (default: the model's routing policy chooses)")
 	fs.StringVar(&a.label, "label", "", "version `LABEL` to ask for, such as stable or canary")
 	fs.DurationVar(&a.timeout, "timeout", 10*time.Second, "deadline for the call; 0 waits forever")
+	a.tls.register(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), predictUsage)
 		fs.PrintDefaults()
@@ -77,6 +79,10 @@ func parsePredictArgs(args []string, stderr io.Writer) (predictArgs, error) {
 		err = fmt.Errorf("predict: --version must be a positive version number, got %d", a.version)
 	case a.version != 0 && a.label != "":
 		err = errors.New("predict: --version and --label both choose the version; give one")
+	default:
+		if e := a.tls.validate(); e != nil {
+			err = fmt.Errorf("predict: %w", e)
+		}
 	}
 	if err != nil {
 		fs.Usage()
@@ -105,7 +111,7 @@ func predict(ctx context.Context, a predictArgs, stdin io.Reader, stdout, stderr
 		ctx, cancel = context.WithTimeout(ctx, a.timeout)
 		defer cancel()
 	}
-	c, err := corvid.Dial(a.addr)
+	c, err := corvid.Dial(a.addr, a.tls.options()...)
 	if err != nil {
 		return err
 	}

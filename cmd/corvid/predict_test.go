@@ -83,7 +83,7 @@ func TestParsePredictArgs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(predictArgs{})); diff != "" {
+			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(predictArgs{}, tlsFlags{})); diff != "" {
 				t.Errorf("args (-want +got):\n%s", diff)
 			}
 		})

@@ -24,6 +24,11 @@ func serveFlags(cfg *config.Config, configFile *string, stderr io.Writer) *flag.
 	fs.IntVar(&cfg.MaxBatch, "max-batch", cfg.MaxBatch, "largest batch accepted in one request")
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "graph instances per model version (0: one per CPU)")
 	fs.Var(&cfg.ShutdownGrace, "shutdown-grace", "time in-flight requests get to finish at shutdown")
+	fs.StringVar(&cfg.TLS.CertFile, "tls-cert-file", cfg.TLS.CertFile, "server certificate chain `PEM`; with --tls-key-file, every port serves TLS")
+	fs.StringVar(&cfg.TLS.KeyFile, "tls-key-file", cfg.TLS.KeyFile, "server private key `PEM`")
+	fs.StringVar(&cfg.TLS.ClientCAFile, "tls-client-ca-file", cfg.TLS.ClientCAFile, "CA bundle `PEM` that client certificates must chain to")
+	fs.StringVar(&cfg.TLS.ClientAuth, "tls-client-auth", cfg.TLS.ClientAuth, "client certificates: none, request or require (default: require with a client CA, none without)")
+	fs.StringVar(&cfg.TLS.MinVersion, "tls-min-version", cfg.TLS.MinVersion, "lowest TLS version accepted: 1.3 (default) or 1.2")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json")
 	return fs

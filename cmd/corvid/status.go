@@ -29,6 +29,7 @@ type statusArgs struct {
 	model   string // empty: list every model
 	addr    string
 	timeout time.Duration
+	tls     tlsFlags
 }
 
 func parseStatusArgs(args []string, stderr io.Writer) (statusArgs, error) {
@@ -37,6 +38,7 @@ func parseStatusArgs(args []string, stderr io.Writer) (statusArgs, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&a.addr, "addr", defaultAddr, "server gRPC address `HOST:PORT`")
 	fs.DurationVar(&a.timeout, "timeout", 10*time.Second, "deadline for the call; 0 waits forever")
+	a.tls.register(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), statusUsage)
 		fs.PrintDefaults()
@@ -48,6 +50,10 @@ func parseStatusArgs(args []string, stderr io.Writer) (statusArgs, error) {
 	if len(positional) > 1 {
 		fs.Usage()
 		return a, fmt.Errorf("status: want at most one MODEL, got %q", positional)
+	}
+	if err := a.tls.validate(); err != nil {
+		fs.Usage()
+		return a, fmt.Errorf("status: %w", err)
 	}
 	if len(positional) == 1 {
 		a.model = positional[0]
@@ -66,7 +72,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		ctx, cancel = context.WithTimeout(ctx, a.timeout)
 		defer cancel()
 	}
-	c, err := corvid.Dial(a.addr)
+	c, err := corvid.Dial(a.addr, a.tls.options()...)
 	if err != nil {
 		return err
 	}

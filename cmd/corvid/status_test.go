@@ -64,7 +64,7 @@ func TestParseStatusArgs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(statusArgs{})); diff != "" {
+			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(statusArgs{}, tlsFlags{})); diff != "" {
 				t.Errorf("args (-want +got):\n%s", diff)
 			}
 		})

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/corvidml/corvid/server/tlsconfig"
 )
 
 // Config is everything `corvid serve` can be told. YAML keys are the json tags;
@@ -74,6 +76,10 @@ type Config struct {
 	// before the server stops them.
 	ShutdownGrace Duration `json:"shutdown_grace"`
 
+	// TLS secures the gRPC, REST and admin ports alike when it names a
+	// certificate and key; without them every port is plaintext.
+	TLS TLS `json:"tls"`
+
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `json:"log_level"`
 	// LogFormat is text or json.
@@ -103,9 +109,20 @@ func Default() Config {
 		MaxHeaderBytes:       64 << 10,
 		MaxConnectionAge:     Duration(30 * time.Minute),
 		ShutdownGrace:        Duration(10 * time.Second),
+		TLS:                  TLS{ReloadInterval: Duration(tlsconfig.DefaultWatchInterval)},
 		LogLevel:             "info",
 		LogFormat:            "text",
 	}
+}
+
+// TLS is the tls section: tlsconfig.Config's keys (cert_file, key_file,
+// client_ca_file, client_auth, min_version) and how often the files are
+// checked for a rotated certificate or CA bundle.
+type TLS struct {
+	tlsconfig.Config
+	// ReloadInterval is how often the certificate, key and client-CA files
+	// are read again; changed files take effect on the next handshake.
+	ReloadInterval Duration `json:"reload_interval"`
 }
 
 // Load reads a YAML file over the defaults. Unknown keys are errors, so a
@@ -179,6 +196,12 @@ func (c *Config) Validate() error {
 		if d.d <= 0 {
 			bad("%s is %v, want > 0", d.name, time.Duration(d.d))
 		}
+	}
+	if err := c.TLS.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.TLS.Enabled() && c.TLS.ReloadInterval < Duration(10*time.Millisecond) {
+		bad("tls.reload_interval is %v, want >= 10ms", time.Duration(c.TLS.ReloadInterval))
 	}
 	if c.MaxHeaderBytes < 1<<10 {
 		bad("max_header_bytes is %d, want >= 1024", c.MaxHeaderBytes)

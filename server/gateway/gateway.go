@@ -11,10 +11,12 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	corvidv1 "github.com/corvidml/corvid/gen/go/corvid/v1"
 	"github.com/corvidml/corvid/gen/openapi"
+	"github.com/corvidml/corvid/server/gateway/inproc"
 	"github.com/corvidml/corvid/server/middleware"
 )
 
@@ -30,7 +32,10 @@ type Options struct {
 }
 
 // New returns the REST handler for the gRPC server at grpcTarget. The
-// connection it dials is closed when ctx is cancelled.
+// connection it dials is closed when ctx is cancelled. The server dials its
+// own in-process listener (package inproc), where the REST caller's
+// verified client certificate, forwarded as inproc.ClientCertKey metadata,
+// can be believed.
 func New(ctx context.Context, grpcTarget string, opts Options) (http.Handler, error) {
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{
@@ -42,6 +47,7 @@ func New(ctx context.Context, grpcTarget string, opts Options) (http.Handler, er
 		}),
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
+		runtime.WithMetadata(clientCert),
 	)
 	if err := corvidv1.RegisterInferenceServiceHandlerFromEndpoint(ctx, mux, grpcTarget, opts.DialOptions); err != nil {
 		return nil, fmt.Errorf("register gateway: %w", err)
@@ -60,12 +66,29 @@ func New(ctx context.Context, grpcTarget string, opts Options) (http.Handler, er
 	return limitBody(root, opts.MaxBodyBytes), nil
 }
 
-// incomingHeader forwards x-request-id besides grpc-gateway's defaults.
+// incomingHeader forwards x-request-id besides grpc-gateway's defaults (the
+// permanent HTTP headers, as grpcgateway-*; Grpc-Metadata-* is not
+// forwarded). A header that would pose as the client certificate the
+// gateway forwards is dropped, should the defaults ever map one there.
 func incomingHeader(key string) (string, bool) {
 	if strings.EqualFold(key, middleware.RequestIDHeader) {
 		return middleware.RequestIDHeader, true
 	}
-	return runtime.DefaultHeaderMatcher(key)
+	md, ok := runtime.DefaultHeaderMatcher(key)
+	if ok && strings.EqualFold(md, inproc.ClientCertKey) {
+		return "", false
+	}
+	return md, ok
+}
+
+// clientCert forwards the verified client certificate of the REST
+// connection, if any, so that the gRPC side knows the caller as it would
+// over a direct mTLS connection.
+func clientCert(_ context.Context, r *http.Request) metadata.MD {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+		return nil
+	}
+	return metadata.Pairs(inproc.ClientCertKey, string(r.TLS.VerifiedChains[0][0].Raw))
 }
 
 // outgoingHeader returns x-request-id as itself rather than as
