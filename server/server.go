@@ -26,6 +26,7 @@ import (
 	corvidv1 "github.com/corvidml/corvid/gen/go/corvid/v1"
 	"github.com/corvidml/corvid/models"
 	"github.com/corvidml/corvid/server/api"
+	"github.com/corvidml/corvid/server/auth"
 	"github.com/corvidml/corvid/server/batching"
 	"github.com/corvidml/corvid/server/config"
 	"github.com/corvidml/corvid/server/gateway"
@@ -34,6 +35,7 @@ import (
 	"github.com/corvidml/corvid/server/npz"
 	"github.com/corvidml/corvid/server/onnx"
 	"github.com/corvidml/corvid/server/quantize"
+	"github.com/corvidml/corvid/server/ratelimit"
 	"github.com/corvidml/corvid/server/repository"
 	"github.com/corvidml/corvid/server/runtime"
 	"github.com/corvidml/corvid/server/tensor"
@@ -60,7 +62,9 @@ type Server struct {
 	// HTTP/2, cleartext or TLS, and REST) unless model_control is off.
 	control   *api.Control
 	adminGRPC *grpc.Server
-	started   time.Time
+	// guard authenticates callers on every port.
+	guard   *middleware.Authenticator
+	started time.Time
 }
 
 // New validates cfg, opens the three listeners and builds the servers. Models
@@ -76,7 +80,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		fsys = os.DirFS(cfg.Models)
 	}
 	s.repo = repository.New(fsys, loader(cfg, log), repository.Options{
-		MaxModelBytes: cfg.MaxModelBytes, Settle: time.Duration(cfg.Settle), Logger: log,
+		MaxModelBytes: cfg.MaxModelBytes, Settle: time.Duration(cfg.Settle), Logger: log, Dir: cfg.Models,
 	})
 
 	// The public gRPC port speaks TLS when configured; connections from the
@@ -90,7 +94,12 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		public = credentials.NewTLS(s.tls.ServerConfig("h2"))
 	}
 
-	s.grpc = grpc.NewServer(append(middleware.ServerOptions(log),
+	guard, policy, err := authentication(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	s.guard = guard
+	s.grpc = grpc.NewServer(append(middleware.ServerOptions(log, guard),
 		grpc.Creds(inproc.Credentials(public)),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
 		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
@@ -100,10 +109,11 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 			MaxConnectionAgeGrace: time.Duration(cfg.ShutdownGrace),
 		}),
 	)...)
-	corvidv1.RegisterInferenceServiceServer(s.grpc, api.New(s.repo, api.Options{StreamConcurrency: cfg.StreamConcurrency, Logger: log}))
+	corvidv1.RegisterInferenceServiceServer(s.grpc, api.New(s.repo, api.Options{StreamConcurrency: cfg.StreamConcurrency, Logger: log, Policy: policy}))
 	if cfg.ModelControl != "off" {
 		s.control = api.NewControl(s.repo, log)
-		s.adminGRPC = grpc.NewServer(middleware.ServerOptions(log)...)
+		s.control.SetPolicy(policy)
+		s.adminGRPC = grpc.NewServer(middleware.ServerOptions(log, guard)...)
 		corvidv1.RegisterModelControlServiceServer(s.adminGRPC, s.control)
 	}
 	if cfg.ModelControl == "on" {
@@ -114,7 +124,6 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	s.setServing(false)
 
 	s.gatewayLis = inproc.Listen()
-	var err error
 	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		s.closeListeners()
 		return nil, fmt.Errorf("listen gRPC: %w", err)
@@ -130,11 +139,42 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	return s, nil
 }
 
+// authentication builds the authenticator every RPC goes through and the
+// authorization policy, from the auth and rate_limit settings. With neither
+// a JWT verifier nor a policy, callers are anonymous and allowed; a client
+// certificate still names them (for the rate limit and the audit log).
+func authentication(cfg config.Config, log *slog.Logger) (*middleware.Authenticator, *auth.Policy, error) {
+	a := &middleware.Authenticator{
+		Internal: inproc.FromGateway,
+		Open:     []string{"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"},
+		Log:      log,
+	}
+	if j := cfg.Auth.JWT; j != nil {
+		v, err := auth.NewVerifier(j.Verifier())
+		if err != nil {
+			return nil, nil, fmt.Errorf("auth.jwt: %w", err)
+		}
+		a.JWT = v
+	}
+	var policy *auth.Policy
+	if p := cfg.Auth.PolicyFile; p != "" {
+		var err error
+		if policy, err = auth.LoadPolicy(p); err != nil {
+			return nil, nil, fmt.Errorf("auth.policy_file: %w", err)
+		}
+		a.Required = true
+	}
+	if cfg.RateLimit.Rate > 0 {
+		a.Limit = ratelimit.New(cfg.RateLimit)
+	}
+	return a, policy, nil
+}
+
 // loader decodes, validates and compiles a version, quantized as its
 // model.yaml asks.
 func loader(cfg config.Config, log *slog.Logger) repository.Loader {
 	return func(ctx context.Context, req repository.LoadRequest) (repository.Servable, error) {
-		g, err := onnx.Decode(req.Model)
+		g, err := onnx.DecodeWith(req.Model, onnx.DecodeOptions{External: req.External, MaxExternalBytes: cfg.MaxModelBytes})
 		if err != nil {
 			return nil, err
 		}
@@ -427,7 +467,7 @@ func (s *Server) adminHandler(ctx context.Context) (http.Handler, error) {
 		if err := corvidv1.RegisterModelControlServiceHandlerServer(ctx, gw, s.control); err != nil {
 			return nil, fmt.Errorf("register model control REST: %w", err)
 		}
-		mux.Handle("/v1/repository/", http.MaxBytesHandler(gw, 1<<20))
+		mux.Handle("/v1/repository/", s.guard.HTTP(http.MaxBytesHandler(gw, 1<<20)))
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")

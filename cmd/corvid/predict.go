@@ -111,7 +111,11 @@ func predict(ctx context.Context, a predictArgs, stdin io.Reader, stdout, stderr
 		ctx, cancel = context.WithTimeout(ctx, a.timeout)
 		defer cancel()
 	}
-	c, err := corvid.Dial(a.addr, a.tls.options()...)
+	opts, err := a.tls.options()
+	if err != nil {
+		return err
+	}
+	c, err := corvid.Dial(a.addr, opts...)
 	if err != nil {
 		return err
 	}

@@ -72,7 +72,11 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		ctx, cancel = context.WithTimeout(ctx, a.timeout)
 		defer cancel()
 	}
-	c, err := corvid.Dial(a.addr, a.tls.options()...)
+	opts, err := a.tls.options()
+	if err != nil {
+		return err
+	}
+	c, err := corvid.Dial(a.addr, opts...)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,8 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/corvidml/corvid/server/auth"
+	"github.com/corvidml/corvid/server/ratelimit"
 	"github.com/corvidml/corvid/server/tlsconfig"
 )
 
@@ -79,6 +81,12 @@ type Config struct {
 	// TLS secures the gRPC, REST and admin ports alike when it names a
 	// certificate and key; without them every port is plaintext.
 	TLS TLS `json:"tls"`
+	// Auth authenticates callers (client certificates need tls; bearer JWTs
+	// need auth.jwt) and authorizes them per model (auth.policy_file).
+	Auth Auth `json:"auth"`
+	// RateLimit, when its rate is set, bounds each caller identity's
+	// requests (RESOURCE_EXHAUSTED / 429 with a retry delay beyond it).
+	RateLimit ratelimit.Config `json:"rate_limit"`
 
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `json:"log_level"`
@@ -123,6 +131,30 @@ type TLS struct {
 	// ReloadInterval is how often the certificate, key and client-CA files
 	// are read again; changed files take effect on the next handshake.
 	ReloadInterval Duration `json:"reload_interval"`
+}
+
+// Auth is the auth section.
+type Auth struct {
+	// JWT accepts bearer tokens signed by the keys in keys_file (a JWKS or
+	// PEM public keys), for issuer and audience, with leeway (<= 60s).
+	JWT *JWT `json:"jwt"`
+	// PolicyFile maps identities to the models and actions (predict,
+	// status, control) they may use; once set, everything else is denied
+	// and callers without an identity are refused.
+	PolicyFile string `json:"policy_file"`
+}
+
+// JWT is auth.jwt.
+type JWT struct {
+	KeysFile string   `json:"keys_file"`
+	Issuer   string   `json:"issuer"`
+	Audience string   `json:"audience"`
+	Leeway   Duration `json:"leeway"`
+}
+
+// Verifier is the auth package's form of j.
+func (j *JWT) Verifier() auth.JWTConfig {
+	return auth.JWTConfig{KeysFile: j.KeysFile, Issuer: j.Issuer, Audience: j.Audience, Leeway: time.Duration(j.Leeway)}
 }
 
 // Load reads a YAML file over the defaults. Unknown keys are errors, so a
@@ -202,6 +234,17 @@ func (c *Config) Validate() error {
 	}
 	if c.TLS.Enabled() && c.TLS.ReloadInterval < Duration(10*time.Millisecond) {
 		bad("tls.reload_interval is %v, want >= 10ms", time.Duration(c.TLS.ReloadInterval))
+	}
+	if j := c.Auth.JWT; j != nil {
+		cfg := j.Verifier()
+		if err := cfg.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.RateLimit != (ratelimit.Config{}) {
+		if err := c.RateLimit.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.MaxHeaderBytes < 1<<10 {
 		bad("max_header_bytes is %d, want >= 1024", c.MaxHeaderBytes)

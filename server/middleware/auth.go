@@ -2,8 +2,13 @@ package middleware
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,22 +22,14 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/corvidml/corvid/server/auth"
+	"github.com/corvidml/corvid/server/gateway/inproc"
 	"github.com/corvidml/corvid/server/ratelimit"
 	"github.com/corvidml/corvid/server/tlsconfig"
 )
 
-// Metadata keys by which the REST front, after authenticating its caller,
-// tells the gRPC server who the caller is. They are believed only on the
-// in-process connection the gateway uses (Authenticator.Internal); on any
-// other connection they are refused.
-const (
-	IdentityHeader       = "x-corvid-identity"
-	IdentitySourceHeader = "x-corvid-identity-source"
-)
-
 // Authenticator finds who calls: the verified client certificate (mTLS),
-// else a bearer JWT, else, on the gateway's in-process connection, the
-// identity the REST front forwarded. It then applies the per-identity rate
+// on the public port or, for REST, the one the gateway forwards over its
+// in-process connection (believed only there); else a bearer JWT. It then applies the per-identity rate
 // limit. The identity goes into the context for the API's per-model
 // authorization (IdentityFrom).
 type Authenticator struct {
@@ -68,17 +65,19 @@ func WithIdentity(ctx context.Context, id auth.Identity) context.Context {
 // with a nil error means an anonymous caller.
 func (a *Authenticator) Identify(ctx context.Context) (auth.Identity, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
-	forwarded := md.Get(IdentityHeader)
+	forwarded := md.Get(inproc.ClientCertKey)
 	internal := a.Internal != nil && a.Internal(ctx)
-	if len(forwarded) > 0 && !internal {
-		return auth.Identity{}, status.Error(codes.InvalidArgument, IdentityHeader+" may not be set by a caller")
-	}
-	if internal && len(forwarded) > 0 {
-		src := auth.SourceMTLS
-		if s := md.Get(IdentitySourceHeader); len(s) > 0 {
-			src = s[0]
+	if len(forwarded) > 0 {
+		if !internal {
+			return auth.Identity{}, status.Error(codes.InvalidArgument, inproc.ClientCertKey+" may not be set by a caller")
 		}
-		return auth.Identity{Name: forwarded[0], Source: src}, nil
+		cert, err := x509.ParseCertificate([]byte(forwarded[0]))
+		if err != nil {
+			return auth.Identity{}, status.Error(codes.Internal, "the gateway forwarded an unreadable client certificate")
+		}
+		if id, ok := auth.IdentityFromCertificate(cert); ok {
+			return id, nil
+		}
 	}
 	if p, ok := peer.FromContext(ctx); ok {
 		if info, ok := p.AuthInfo.(credentials.TLSInfo); ok {
@@ -177,4 +176,52 @@ func DescribeIdentity(id auth.Identity) string {
 		return "anonymous"
 	}
 	return strings.TrimSpace(id.Source + " " + id.Name)
+}
+
+// HTTP applies the authenticator to REST handlers that call the API in
+// process rather than through the gateway's gRPC link (the admin port's
+// control routes): the caller's identity comes from its verified client
+// certificate or its bearer token, and the same refusals apply, as JSON
+// errors with the matching HTTP status.
+func (a *Authenticator) HTTP(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var id auth.Identity
+		var err error
+		if r.TLS != nil {
+			if name, ok := tlsconfig.Identity(r.TLS); ok {
+				id = auth.Identity{Name: name, Source: auth.SourceMTLS}
+			}
+		}
+		if id.Name == "" {
+			if h := r.Header.Get("Authorization"); h != "" {
+				if a.JWT == nil {
+					err = status.Error(codes.Unauthenticated, "bearer tokens are not accepted by this server")
+				} else if id, err = a.JWT.Verify(h); err != nil {
+					err = status.Error(codes.Unauthenticated, err.Error())
+				}
+			}
+		}
+		if err == nil && id.Name == "" && a.Required {
+			err = status.Error(codes.Unauthenticated, "this server needs a client certificate or a bearer token")
+		}
+		if err == nil && a.Limit != nil {
+			if ok, wait := a.Limit.Allow(id.Source + ":" + id.Name); !ok {
+				w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+				err = status.Error(codes.ResourceExhausted, "rate limit exceeded for this caller; retry later")
+			}
+		}
+		if err != nil {
+			a.audit(r.Context(), id, r.Method+" "+r.URL.Path, "denied: "+status.Convert(err).Message())
+			st := status.Convert(err)
+			code := http.StatusUnauthorized
+			if st.Code() == codes.ResourceExhausted {
+				code = http.StatusTooManyRequests
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(code)
+			fmt.Fprintf(w, "{\"code\":%d,\"message\":%q}\n", st.Code(), st.Message())
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), id)))
+	})
 }

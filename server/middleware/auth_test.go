@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/corvidml/corvid/server/auth"
+	"github.com/corvidml/corvid/server/gateway/inproc"
 	"github.com/corvidml/corvid/server/ratelimit"
 	"github.com/corvidml/corvid/server/tlsconfig"
 )
@@ -158,9 +159,9 @@ func TestAuthenticator(t *testing.T) {
 	if _, err := anon.Check(bad, req); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("tampered token: %v, want Unauthenticated", err)
 	}
-	forged := metadata.AppendToOutgoingContext(ctx, IdentityHeader, "admin")
+	forged := metadata.AppendToOutgoingContext(ctx, inproc.ClientCertKey, string(alice.Cert.Raw))
 	if _, err := anon.Check(forged, req); status.Code(err) != codes.InvalidArgument {
-		t.Errorf("a caller setting %s: %v, want InvalidArgument", IdentityHeader, err)
+		t.Errorf("a caller setting %s: %v, want InvalidArgument", inproc.ClientCertKey, err)
 	}
 
 	// bob's bucket holds 3; the first request above took one.

@@ -15,7 +15,10 @@ import (
 // ServerOptions returns the interceptor chain as server options, built once
 // and identical for unary and streaming RPCs. With Chain*Interceptor the first
 // interceptor is the outermost.
-func ServerOptions(log *slog.Logger) []grpc.ServerOption {
+//
+// guard, when set, authenticates every RPC (and applies the rate limit)
+// after logging, so refusals are logged with their request ids.
+func ServerOptions(log *slog.Logger, guard *Authenticator) []grpc.ServerOption {
 	recoverOpt := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		// The stack goes to the log, never to the caller.
 		log.ErrorContext(ctx, "panic in handler", "panic", p, "request_id", RequestID(ctx), "stack", string(debug.Stack()))
@@ -40,16 +43,19 @@ func ServerOptions(log *slog.Logger) []grpc.ServerOption {
 			return logging.DefaultServerCodeToLevel(c)
 		}),
 	}
-	return []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(
-			recovery.UnaryServerInterceptor(recoverOpt),
-			unaryRequestID,
-			logging.UnaryServerInterceptor(logger, logOpts...),
-		),
-		grpc.ChainStreamInterceptor(
-			recovery.StreamServerInterceptor(recoverOpt),
-			streamRequestID,
-			logging.StreamServerInterceptor(logger, logOpts...),
-		),
+	unary := []grpc.UnaryServerInterceptor{
+		recovery.UnaryServerInterceptor(recoverOpt),
+		unaryRequestID,
+		logging.UnaryServerInterceptor(logger, logOpts...),
 	}
+	stream := []grpc.StreamServerInterceptor{
+		recovery.StreamServerInterceptor(recoverOpt),
+		streamRequestID,
+		logging.StreamServerInterceptor(logger, logOpts...),
+	}
+	if guard != nil {
+		unary = append(unary, guard.Unary())
+		stream = append(stream, guard.Stream())
+	}
+	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...)}
 }
