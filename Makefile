@@ -60,11 +60,12 @@ generate: tools ## Regenerate gen/ (Go, gRPC, gateway, OpenAPI, Python) from pro
 	$(PY) -m grpc_tools.protoc -Iproto -I$(BUILD)/protodeps \
 		--python_out=gen/python --pyi_out=gen/python --grpc_python_out=gen/python \
 		proto/corvid/v1/*.proto
+	$(PY) client/python/sync_stubs.py
 
 .PHONY: checkgenerate
 checkgenerate: generate ## Fail if gen/ differs from what proto/ generates.
-	@if [ -n "$$(git status --porcelain -- gen)" ]; then \
-		git status --porcelain -- gen; \
+	@if [ -n "$$(git status --porcelain -- gen client/python/src/corvid/v1)" ]; then \
+		git status --porcelain -- gen client/python/src/corvid/v1; \
 		echo "gen/ is not what 'make generate' produces: run it and commit the result"; exit 1; \
 	fi
 
@@ -102,6 +103,7 @@ test: checkgenerate lint breaking node-tests ## Install what is needed, check ge
 	CORVID_REQUIRE_CONFORMANCE=1 go test $(GO_TEST_FLAGS) ./...
 	$(MAKE) test-allocs
 	$(MAKE) pytest
+	$(MAKE) pytest-client
 
 .PHONY: test-allocs
 test-allocs: ## Allocation-count tests, which only mean something without -race.
@@ -118,6 +120,20 @@ conformance-update: node-tests ## Rewrite the must-pass list in testdata/conform
 .PHONY: pytest
 pytest: build $(VENV)/.stamp ## Python tests (reference comparison with ONNX Runtime over gRPC).
 	CORVID_BIN=$(abspath $(BIN)) PYTHONPATH=gen/python $(PY) -m pytest -q -rP tests/python
+
+# The Python SDK, installed editable into the venv (its build backend is
+# pinned in tools/requirements.txt, so no build isolation download).
+$(VENV)/.client-stamp: $(VENV)/.stamp client/python/pyproject.toml
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-build-isolation -e client/python
+	@touch $@
+
+.PHONY: pytest-client
+pytest-client: build $(VENV)/.client-stamp ## Python SDK tests (client/python) against a real server.
+	CORVID_BIN=$(abspath $(BIN)) $(PY) -m pytest -q client/python/tests
+
+.PHONY: bench-client
+bench-client: build $(VENV)/.client-stamp ## Python SDK latency and throughput.
+	CORVID_BIN=$(abspath $(BIN)) $(PY) client/python/bench_client.py
 
 .PHONY: bench
 bench: ## Serving benchmarks: latency beside a bare gRPC round trip, cold start, idle RSS.
