@@ -81,6 +81,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	}
 	s.repo = repository.New(fsys, loader(cfg, log), repository.Options{
 		MaxModelBytes: cfg.MaxModelBytes, Settle: time.Duration(cfg.Settle), Logger: log, Dir: cfg.Models,
+		LoadTimeout: time.Duration(cfg.LoadTimeout),
 	})
 
 	// The public gRPC port speaks TLS when configured; connections from the
@@ -109,7 +110,9 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 			MaxConnectionAgeGrace: time.Duration(cfg.ShutdownGrace),
 		}),
 	)...)
-	corvidv1.RegisterInferenceServiceServer(s.grpc, api.New(s.repo, api.Options{StreamConcurrency: cfg.StreamConcurrency, Logger: log, Policy: policy}))
+	corvidv1.RegisterInferenceServiceServer(s.grpc, api.New(s.repo, api.Options{
+		StreamConcurrency: cfg.StreamConcurrency, Logger: log, Policy: policy, MaxRequestElements: cfg.MaxRequestElements,
+	}))
 	if cfg.ModelControl != "off" {
 		s.control = api.NewControl(s.repo, log)
 		s.control.SetPolicy(policy)

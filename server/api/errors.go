@@ -26,10 +26,14 @@ const (
 	ReasonInternal         = "INTERNAL"
 	ReasonQueueFull        = "QUEUE_FULL"
 	ReasonPermissionDenied = "PERMISSION_DENIED"
+	ReasonTooLarge         = "REQUEST_TOO_LARGE"
 )
 
 // errInvalidRequest marks a malformed request (not its tensors).
 var errInvalidRequest = errors.New("invalid request")
+
+// errTooLarge marks a request over a size limit (RESOURCE_EXHAUSTED).
+var errTooLarge = errors.New("request too large")
 
 // toStatus is the one place where domain errors become gRPC status errors.
 // errors.Is keeps wrapped errors' codes; messages are the domain errors' own,
@@ -52,6 +56,8 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		code, reason = codes.Unavailable, ReasonModelUnavailable
 	case errors.Is(err, batching.ErrQueueFull):
 		code, reason = codes.Unavailable, ReasonQueueFull
+	case errors.Is(err, errTooLarge):
+		code, reason = codes.ResourceExhausted, ReasonTooLarge
 	case errors.Is(err, errDenied):
 		code, reason = codes.PermissionDenied, ReasonPermissionDenied
 	case errors.Is(err, repository.ErrInvalidName), errors.Is(err, errInvalidRequest):

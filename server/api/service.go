@@ -34,6 +34,7 @@ type Service struct {
 	log               *slog.Logger
 	streamConcurrency int
 	authz             authorizer
+	maxElements       int64
 }
 
 // Options configures a Service.
@@ -44,6 +45,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Policy authorizes callers per model and action; nil allows all.
 	Policy *auth.Policy
+	// MaxRequestElements bounds the input elements of one request; 0 means
+	// no bound beyond the message size.
+	MaxRequestElements int64
 }
 
 // New returns a Service serving the models of repo.
@@ -55,7 +59,8 @@ func New(repo *repository.Repository, opts Options) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{repo: repo, log: log, streamConcurrency: opts.StreamConcurrency, authz: authorizer{opts.Policy, log}}
+	return &Service{repo: repo, log: log, streamConcurrency: opts.StreamConcurrency, authz: authorizer{opts.Policy, log},
+		maxElements: opts.MaxRequestElements}
 }
 
 // Predict runs one request.
@@ -84,6 +89,9 @@ func (s *Service) predict(ctx context.Context, req *corvidv1.PredictRequest, id 
 	version := servable.Version
 	if len(req.GetInputs()) == 0 {
 		return nil, fmt.Errorf("%w: no inputs, want %s", errInvalidRequest, describe(servable.Inputs()))
+	}
+	if err := s.checkElements(req.GetInputs()); err != nil {
+		return nil, err
 	}
 	inputs := make(map[string]*tensor.Tensor, len(req.GetInputs()))
 	raw := true
@@ -138,6 +146,25 @@ func (s *Service) routingKey(ctx context.Context, req *corvidv1.PredictRequest) 
 		}
 	}
 	return ""
+}
+
+// checkElements bounds the elements a request's shapes declare, summed
+// with overflow checks, before any tensor is decoded.
+func (s *Service) checkElements(inputs map[string]*corvidv1.Tensor) error {
+	if s.maxElements <= 0 {
+		return nil
+	}
+	var total int64
+	for name, p := range inputs {
+		n, err := tensor.NumElements(p.GetShape())
+		if err != nil {
+			return fmt.Errorf("%w: input %q: %v", errInvalidTensor, name, err)
+		}
+		if total += int64(n); total > s.maxElements {
+			return fmt.Errorf("%w: the inputs declare more than the limit of %d elements (max_request_elements)", errTooLarge, s.maxElements)
+		}
+	}
+	return nil
 }
 
 // describe lists a signature for error messages: `input fp32 [-1 64]`.

@@ -36,6 +36,13 @@ type Config struct {
 	MaxConcurrentStreams uint32 `json:"max_concurrent_streams"`
 	// MaxModelBytes bounds the size of a model file read from the repository.
 	MaxModelBytes int64 `json:"max_model_bytes"`
+	// MaxRequestElements bounds the elements of all the input tensors of one
+	// request (a Stream item counts alone), checked before any tensor is
+	// decoded.
+	MaxRequestElements int64 `json:"max_request_elements"`
+	// LoadTimeout bounds loading one model version (decoding, calibration,
+	// compilation, warm-up); past it the version is FAILED.
+	LoadTimeout Duration `json:"load_timeout"`
 	// MaxBatch is the largest first dimension (batch) a request may carry.
 	MaxBatch int `json:"max_batch"`
 	// MaxDim bounds every dynamic input dimension other than the batch (a
@@ -104,6 +111,8 @@ func Default() Config {
 		MaxConcurrentStreams: 256,
 		MaxModelBytes:        1 << 30,
 		MaxBatch:             64,
+		MaxRequestElements:   1 << 24,
+		LoadTimeout:          Duration(10 * time.Minute),
 		MaxDim:               4096,
 		MaxVariants:          16,
 		StreamConcurrency:    32,
@@ -190,6 +199,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxModelBytes < 1 {
 		bad("max_model_bytes is %d, want >= 1", c.MaxModelBytes)
+	}
+	if c.MaxRequestElements < 1 {
+		bad("max_request_elements is %d, want >= 1", c.MaxRequestElements)
+	}
+	if c.LoadTimeout < Duration(time.Second) {
+		bad("load_timeout is %v, want >= 1s", time.Duration(c.LoadTimeout))
 	}
 	if c.MaxBatch < 1 || c.MaxBatch > 1<<16 {
 		bad("max_batch is %d, want 1..65536", c.MaxBatch)

@@ -198,7 +198,9 @@ type Repository struct {
 	load     Loader
 	maxBytes int64
 	settle   time.Duration
-	log      *slog.Logger
+	// loadTimeout bounds one version's load.
+	loadTimeout time.Duration
+	log         *slog.Logger
 
 	mu     sync.RWMutex
 	models map[string]*model
@@ -222,6 +224,9 @@ type Options struct {
 	// modification time before a Sync after the first loads it, so that a
 	// file still being copied is not loaded half-written. Default 500 ms.
 	Settle time.Duration
+	// LoadTimeout bounds loading one version (decoding, calibration,
+	// compilation, warm-up); past it the version is FAILED. Default 10 min.
+	LoadTimeout time.Duration
 	// Logger receives load events; nil discards them.
 	Logger *slog.Logger
 }
@@ -238,9 +243,13 @@ func New(fsys fs.FS, load Loader, opts Options) *Repository {
 	if opts.Settle <= 0 {
 		opts.Settle = 500 * time.Millisecond
 	}
+	if opts.LoadTimeout <= 0 {
+		opts.LoadTimeout = 10 * time.Minute
+	}
 	return &Repository{
 		fsys: fsys, dir: opts.Dir, load: load, maxBytes: opts.MaxModelBytes, settle: opts.Settle, log: log,
-		models: map[string]*model{}, pending: map[string]pendingAt{},
+		loadTimeout: opts.LoadTimeout,
+		models:      map[string]*model{}, pending: map[string]pendingAt{},
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/corvidml/corvid/server/onnx"
 	"github.com/corvidml/corvid/server/tensor"
@@ -151,5 +152,28 @@ func TestSyncResolve(t *testing.T) {
 	r.Close()
 	if _, err := r.Resolve("m", 1, "", ""); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Resolve after Close = %v, want ErrUnavailable", err)
+	}
+}
+
+// TestLoadTimeout: a loader that runs past the limit fails the version
+// with the reason; what it returns later is closed.
+func TestLoadTimeout(t *testing.T) {
+	release := make(chan struct{})
+	late := &stub{}
+	r := New(fstest.MapFS{"slow/1/model.onnx": {Data: []byte("good")}}, func(context.Context, LoadRequest) (Servable, error) {
+		<-release
+		return late, nil
+	}, Options{LoadTimeout: 50 * time.Millisecond})
+	if _, err := r.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := r.Status("slow")
+	if v := st.Versions[0]; v.State != StateFailed || v.Err == nil || !strings.Contains(v.Err.Error(), "longer than the limit of 50ms") {
+		t.Errorf("slow load: %v %v", v.State, v.Err)
+	}
+	close(release)
+	r.Close() // waits for the late loader and closes its result
+	if !late.closed {
+		t.Error("the servable a timed-out loader returned was not closed")
 	}
 }

@@ -543,13 +543,42 @@ func (r *Repository) readMeta(dir string) (map[string]string, error) {
 	return out, nil
 }
 
-// safeLoad calls the loader, turning a panic into an error: a bad model file
-// must never take the server down.
-func (r *Repository) safeLoad(ctx context.Context, req LoadRequest) (s Servable, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			s, err = nil, fmt.Errorf("loader panicked: %v", p)
-		}
+// safeLoad calls the loader, turning a panic into an error (a bad model
+// file must never take the server down) and bounding its time: past
+// Options.LoadTimeout the version fails, the loader's context is cancelled,
+// and whatever it still returns is closed.
+func (r *Repository) safeLoad(ctx context.Context, req LoadRequest) (Servable, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.loadTimeout)
+	type result struct {
+		s   Servable
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				done <- result{nil, fmt.Errorf("loader panicked: %v", p)}
+			}
+		}()
+		s, err := r.load(ctx, req)
+		done <- result{s, err}
 	}()
-	return r.load(ctx, req)
+	select {
+	case res := <-done:
+		cancel()
+		return res.s, res.err
+	case <-ctx.Done():
+		cancel()
+		r.drains.Add(1)
+		go func() { // the loader may not watch ctx: close what it returns
+			defer r.drains.Done()
+			if res := <-done; res.s != nil {
+				res.s.Close()
+			}
+		}()
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, fmt.Errorf("loading took longer than the limit of %v (load_timeout)", r.loadTimeout)
+		}
+		return nil, ctx.Err()
+	}
 }
