@@ -116,7 +116,9 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if cfg.ModelControl != "off" {
 		s.control = api.NewControl(s.repo, log)
 		s.control.SetPolicy(policy)
-		s.adminGRPC = grpc.NewServer(middleware.ServerOptions(log, guard)...)
+		// Served through the admin HTTP server (ServeHTTP), whose timeouts
+		// bound its connections; control messages are small.
+		s.adminGRPC = grpc.NewServer(append(middleware.ServerOptions(log, guard), grpc.MaxRecvMsgSize(1<<20))...)
 		corvidv1.RegisterModelControlServiceServer(s.adminGRPC, s.control)
 	}
 	if cfg.ModelControl == "on" {
