@@ -126,8 +126,6 @@ block:
 	MOVQ $64, DX
 
 	MOVQ nk+56(FP), R8
-	CMPQ SI, DI
-	JEQ  single
 
 kloop:
 	STEP
@@ -180,35 +178,95 @@ next:
 	TILERELEASE
 	RET
 
-	// A lone tile (fewer than 17 rows): t0 and t1 only, the pair's second
-	// tile being the first again.
-single:
-	LOAD_A0
-	LOAD_B0
-	LOAD_B1
-	TDPBUSD_C0
-	TDPBUSD_C1
+
+// The one-row-tile kernel (amxRow): A in t4, B tiles rotate through t5-t7,
+// accumulators t0-t3 are the panel's 4 column groups of 16.
+// t5, t6, t7 = B tiles at BX, BX+64, BX+128; t5 again at BX+192 (stride CX).
+#define ROW_LOAD_B0 BYTE $0xC4; BYTE $0xE2; BYTE $0x7B; BYTE $0x4B; BYTE $0x2C; BYTE $0x0B
+#define ROW_LOAD_B1 BYTE $0xC4; BYTE $0xE2; BYTE $0x7B; BYTE $0x4B; BYTE $0x74; BYTE $0x0B; BYTE $0x40
+#define ROW_LOAD_B2 BYTE $0xC4; BYTE $0xE2; BYTE $0x7B; BYTE $0x4B; BYTE $0xBC; BYTE $0x0B; BYTE $0x80; BYTE $0x00; BYTE $0x00; BYTE $0x00
+#define ROW_LOAD_B3 BYTE $0xC4; BYTE $0xE2; BYTE $0x7B; BYTE $0x4B; BYTE $0xAC; BYTE $0x0B; BYTE $0xC0; BYTE $0x00; BYTE $0x00; BYTE $0x00
+// t0..t3 = 16 copies of the int32 at AX, AX+64, AX+128, AX+192 (index R13 = 0).
+#define ROW_LOAD_C2 BYTE $0xC4; BYTE $0xA2; BYTE $0x7B; BYTE $0x4B; BYTE $0x94; BYTE $0x28; BYTE $0x80; BYTE $0x00; BYTE $0x00; BYTE $0x00
+#define ROW_LOAD_C3 BYTE $0xC4; BYTE $0xA2; BYTE $0x7B; BYTE $0x4B; BYTE $0x9C; BYTE $0x28; BYTE $0xC0; BYTE $0x00; BYTE $0x00; BYTE $0x00
+// t2, t3 to AX+128, AX+192, row stride R12.
+#define ROW_STORE_C2 BYTE $0xC4; BYTE $0xA2; BYTE $0x7A; BYTE $0x4B; BYTE $0x94; BYTE $0x20; BYTE $0x80; BYTE $0x00; BYTE $0x00; BYTE $0x00
+#define ROW_STORE_C3 BYTE $0xC4; BYTE $0xA2; BYTE $0x7A; BYTE $0x4B; BYTE $0x9C; BYTE $0x20; BYTE $0xC0; BYTE $0x00; BYTE $0x00; BYTE $0x00
+// t0 += t4·t5, t1 += t4·t6, t2 += t4·t7, t3 += t4·t5.
+#define ROW_TDP0 BYTE $0xC4; BYTE $0xE2; BYTE $0x51; BYTE $0x5E; BYTE $0xC4
+#define ROW_TDP1 BYTE $0xC4; BYTE $0xE2; BYTE $0x49; BYTE $0x5E; BYTE $0xCC
+#define ROW_TDP2 BYTE $0xC4; BYTE $0xE2; BYTE $0x41; BYTE $0x5E; BYTE $0xD4
+#define ROW_TDP3 BYTE $0xC4; BYTE $0xE2; BYTE $0x51; BYTE $0x5E; BYTE $0xDC
+
+#define ROW_STEP \
+	LOAD_A0; \
+	ROW_LOAD_B0; \
+	ROW_LOAD_B1; \
+	ROW_LOAD_B2; \
+	ROW_TDP0; \
+	ROW_TDP1; \
+	ROW_TDP2; \
+	ROW_LOAD_B3; \
+	ROW_TDP3
+
+
+// func amxRow(ap *uint8, b *int8, pstride int, nk int, tail int, btail int, panels int, c *int32, ldc int, bias *int32, cfg *byte)
+//
+// amxPanels for one row tile (m <= 16): every k step meets all 64 columns
+// of the panel, so B streams through contiguous 4 KiB steps. Registers: SI
+// A; DX A row stride (64); BX B; CX B row stride (256); R8 k steps left; R9
+// panels left; R10 C of the panel; R11 bias of the panel; DI the panel's
+// B; R12 ldc in bytes; R13 = 0; AX bias, then C.
+TEXT ·amxRow(SB), NOSPLIT, $0-88
+	MOVQ cfg+80(FP), AX
+	LDTILECFG_AX
+	MOVQ $256, CX
+	MOVQ $64, DX
+	XORQ R13, R13
+	MOVQ ldc+64(FP), R12
+	SHLQ $2, R12
+	MOVQ b+8(FP), DI
+	MOVQ c+56(FP), R10
+	MOVQ bias+72(FP), R11
+	MOVQ panels+48(FP), R9
+
+rowpanel:
+	MOVQ R11, AX
+	LOAD_C0
+	LOAD_C1
+	ROW_LOAD_C2
+	ROW_LOAD_C3
+	MOVQ DI, BX
+	MOVQ ap+0(FP), SI
+	MOVQ nk+24(FP), R8
+
+rowk:
+	ROW_STEP
 	ADDQ $1024, SI
 	ADDQ $4096, BX
 	DECQ R8
-	JNZ  single
-	CMPQ tail+64(FP), $0
-	JEQ  store1
-	MOVQ pstride+48(FP), BX
-	IMULQ R9, BX
-	ADDQ b+40(FP), BX
-	ADDQ btail+72(FP), BX
-	ADDQ R11, BX
-	LOAD_A0
-	LOAD_B0
-	LOAD_B1
-	TDPBUSD_C0
-	TDPBUSD_C1
+	JNZ  rowk
 
-store1:
+	CMPQ tail+32(FP), $0
+	JEQ  rowstore
+	MOVQ DI, BX
+	ADDQ btail+40(FP), BX
+	ROW_STEP
+
+rowstore:
+	MOVQ R10, AX
 	STORE_C0
 	STORE_C1
-	JMP  next
+	ROW_STORE_C2
+	ROW_STORE_C3
+	ADDQ pstride+16(FP), DI
+	ADDQ $256, R10
+	ADDQ $256, R11
+	DECQ R9
+	JNZ  rowpanel
+
+	TILERELEASE
+	RET
 
 // func amxPackTile(dst *uint8, src *uint8, lda int, nk int)
 TEXT ·amxPackTile(SB), NOSPLIT, $0-32

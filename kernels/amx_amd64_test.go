@@ -38,31 +38,37 @@ func TestAMXDetect(t *testing.T) {
 }
 
 func TestAMXConfig(t *testing.T) {
-	for r, cfg := range amxCfgs {
-		if cfg[0] != 1 {
-			t.Fatalf("rows %d: palette %d, want 1", r, cfg[0])
-		}
-		for i := range 8 {
-			want := r
-			if i >= 6 {
-				want = 16 // B: 16 k-quads
+	for _, c := range []struct {
+		name   string
+		cfgs   *[17][64]byte
+		firstB int // B tiles (16 k-quads) are firstB..7, the rest r rows
+	}{{"amxCfgs", &amxCfgs, 6}, {"amxRowCfgs", &amxRowCfgs, 5}} {
+		for r, cfg := range c.cfgs {
+			if cfg[0] != 1 {
+				t.Fatalf("%s[%d]: palette %d, want 1", c.name, r, cfg[0])
 			}
-			if colsb, rows := int(cfg[16+2*i])|int(cfg[17+2*i])<<8, int(cfg[48+i]); colsb != 64 || rows != want {
-				t.Errorf("rows %d: tile %d is %d rows x %d bytes, want %d x 64", r, i, rows, colsb, want)
+			for i := range 8 {
+				want := r
+				if i >= c.firstB {
+					want = 16
+				}
+				if colsb, rows := int(cfg[16+2*i])|int(cfg[17+2*i])<<8, int(cfg[48+i]); colsb != 64 || rows != want {
+					t.Errorf("%s[%d]: tile %d is %d rows x %d bytes, want %d x 64", c.name, r, i, rows, colsb, want)
+				}
 			}
 		}
 	}
 }
 
-// TestGemmTilesShortM runs the tile path itself on M < 16, one tile of fewer
-// rows, down to the M < amxMinM that gemmAMX leaves to the VNNI kernels.
+// TestGemmTilesShortM runs the tile path itself on M <= 16, one tile
+// (amxRow), down to the M < amxMinM that gemmAMX leaves to the VNNI kernels.
 func TestGemmTilesShortM(t *testing.T) {
 	if Best < AMX {
 		t.Skipf("no AMX here (best tier %v)", Best)
 	}
 	r := rand.New(rand.NewPCG(10, 0))
-	for m := 1; m < 16; m++ {
-		for _, nk := range [][2]int{{64, 64}, {65, 67}, {200, 130}, {17, 1000}} {
+	for m := 1; m <= 16; m++ {
+		for _, nk := range [][2]int{{64, 64}, {65, 67}, {200, 130}, {17, 1000}, {320, 4100}} {
 			gc := gemmRandCase(r, m, nk[0], nk[1])
 			pb := PackB(gc.b, gc.k, gc.n)
 			got := make([]int32, (m-1)*gc.ldc+gc.n+gemmGuard)

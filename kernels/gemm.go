@@ -22,30 +22,12 @@ const (
 // PackedB is an int8 weight matrix B [K][N] packed once for the int8 GEMM,
 // with its column sums. It is read-only after PackB and safe to share between
 // goroutines. Every tier reads the same int8 layout, so a PackedB stays valid
-// whatever SetTier does; the AVX2 tier also keeps a copy widened to int16
-// (three times the int8 size in all), built by PackB when AVX2 is the active
-// tier and otherwise on its first AVX2 use.
+// whatever SetTier does.
 type PackedB struct {
 	k, n   int
 	kp, np int     // padded K and N
 	data   []int8  // [np/panelN][kp/4][panelN][4]
 	colSum []int32 // Σ_k B[k][j], len np (zero in the padding)
-
-	// wide is data widened to int16, the AVX2 tier's operand (built by PackB
-	// when AVX2 is active, otherwise on first use).
-	wideOnce sync.Once
-	wide     []int16
-}
-
-// widened returns the packed data as int16, building it once.
-func (p *PackedB) widened() []int16 {
-	p.wideOnce.Do(func() {
-		p.wide = make([]int16, len(p.data))
-		for i, v := range p.data {
-			p.wide[i] = int16(v)
-		}
-	})
-	return p.wide
 }
 
 // K returns the number of rows of B (the reduction length).
@@ -85,9 +67,6 @@ func PackBChecked(b []int8, k, n int) (*PackedB, error) {
 				p.colSum[j0+jj] += int32(v)
 			}
 		}
-	}
-	if active == AVX2 {
-		p.widened()
 	}
 	return p, nil
 }

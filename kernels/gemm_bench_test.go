@@ -24,9 +24,10 @@ const (
 	peakAVX2GOPS         // VPMADDUBSW+VPMADDWD+VPADDD ymm
 	peakFMAZmm           // VFMADD231PS zmm, GFLOPS
 	peakFMAYmm           // VFMADD231PS ymm, GFLOPS
+	peakAMXGOPS          // TDPBUSD tiles
 )
 
-var peakFamilies = [...]string{peakVNNIGOPS: "vnni_zmm", peakAVX2GOPS: "avx2_int8", peakFMAZmm: "fma_zmm", peakFMAYmm: "fma_ymm"}
+var peakFamilies = [...]string{peakVNNIGOPS: "vnni_zmm", peakAVX2GOPS: "avx2_int8", peakFMAZmm: "fma_zmm", peakFMAYmm: "fma_ymm", peakAMXGOPS: "amx_int8"}
 
 var peakOnce [len(peakFamilies)]func() float64
 
@@ -55,10 +56,12 @@ func (p peakRef) perCore() float64 {
 	return peakOnce[p]()
 }
 
-// tierPeak is the int8 peak the GEMM of tier t is a share of. AMX has no
-// measured peak (peakmeter has no tile loop).
+// tierPeak is the int8 peak the GEMM of tier t is a share of (for AMX the
+// tiles', although M < 3 runs the VNNI GEMV).
 func tierPeak(t Tier) peakRef {
 	switch t {
+	case AMX:
+		return peakAMXGOPS
 	case AVX512VNNI:
 		return peakVNNIGOPS
 	case AVX2:

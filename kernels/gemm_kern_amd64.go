@@ -44,12 +44,6 @@ func gemmVNNI12x32(a *uint8, lda int, b *int8, kg int, c *int32, ldc int, bias *
 func gemvVNNI(a *uint8, b *int8, kg int, panels int, c *int32, bias *int32)
 
 //go:noescape
-func gemmAVX2x1x16(a *int16, lda int, b *int16, kg int, c *int32, ldc int, bias *int32)
-
-//go:noescape
-func gemmAVX2x2x16(a *int16, lda int, b *int16, kg int, c *int32, ldc int, bias *int32)
-
-//go:noescape
 func dequantRowAVX512(out *float32, c *int32, scales *float32, bias *float32, n int, relu int)
 
 //go:noescape
@@ -64,7 +58,6 @@ func quantizeU8AVX2(dst *uint8, src *float32, n int, scale float32, zero int32)
 const (
 	vnniMR     = 6
 	vnniWideMR = 12
-	avx2MR     = 2
 )
 
 // vnniWideKernels[r] computes r rows x 32 columns (r > vnniMR).
@@ -72,6 +65,3 @@ var vnniWideKernels = [...]func(a *uint8, lda int, b *int8, kg int, c *int32, ld
 
 // vnniKernels[r] computes r rows.
 var vnniKernels = [...]func(a *uint8, lda int, b *int8, kg int, c *int32, ldc int, bias *int32, pf *int8){nil, gemmVNNI1x64, gemmVNNI2x64, gemmVNNI3x64, gemmVNNI4x64, gemmVNNI5x64, gemmVNNI6x64}
-
-// avx2Kernels[r] computes r rows.
-var avx2Kernels = [...]func(a *int16, lda int, b *int16, kg int, c *int32, ldc int, bias *int32){nil, gemmAVX2x1x16, gemmAVX2x2x16}

@@ -14,7 +14,6 @@ func BenchmarkMicroKernel(b *testing.B) {
 	a := make([]uint8, 12*kg*4)
 	a16 := make([]int16, 8*kg*4)
 	w := make([]int8, kg*256)
-	w16 := make([]int16, kg*256)
 	c := make([]int32, 12*64)
 	bias := make([]int32, 64)
 	if Best >= AVX512VNNI {
@@ -40,11 +39,30 @@ func BenchmarkMicroKernel(b *testing.B) {
 	}
 	if Best >= AVX2 {
 		for r := 1; r <= avx2MR; r++ {
-			b.Run(fmt.Sprintf("avx2x%dx16", r), func(b *testing.B) {
-				gemmBenchOps(b, float64(r*16*4*kg), peakAVX2GOPS, func() {
-					avx2Kernels[r](&a16[0], kg*8, &w16[0], kg, &c[0], 64, &bias[0])
+			b.Run(fmt.Sprintf("avx2x%dx8", r), func(b *testing.B) {
+				gemmBenchOps(b, float64(r*8*4*kg), peakAVX2GOPS, func() {
+					avx2Kernels[r](&a16[0], kg*8, &w[0], kg, &c[0], 64, &bias[0])
 				})
 			})
 		}
+		b.Run("avx2nib1x32", func(b *testing.B) {
+			gemmBenchOps(b, float64(32*4*kg), peakAVX2GOPS, func() {
+				gemmAVX2Nib1x32(&a[0], kg*4, &w[0], kg, &c[0], 64, &bias[0])
+			})
+		})
+	}
+	if hasAVXVNNI {
+		for r := 1; r <= avx2MR; r++ {
+			b.Run(fmt.Sprintf("avxvnni%dx16", r), func(b *testing.B) {
+				gemmBenchOps(b, float64(r*16*4*kg), peakAVX2GOPS, func() {
+					avxVNNIKernels[r](&a[0], kg*4, &w[0], kg, &c[0], 64, &bias[0])
+				})
+			})
+		}
+		b.Run("avxvnnigemv", func(b *testing.B) {
+			gemmBenchOps(b, float64(64*4*kg), peakAVX2GOPS, func() {
+				gemvAVXVNNI(&a[0], &w[0], kg, 1, &c[0], &bias[0])
+			})
+		})
 	}
 }

@@ -21,20 +21,46 @@ func refGemm(m, n, k int, a []uint8, lda int, aZero uint8, b []int8, c []int32, 
 	}
 }
 
-// gemmForEachTier runs f once per tier this CPU has, with that tier active.
+// avx2Path is one of the AVX2 tier's kernel families (avx2Paths): set
+// selects it and returns a function that restores the previous one.
+type avx2Path struct {
+	name string
+	set  func() (restore func())
+}
+
+// tierPaths returns the kernel families of tier: for AVX2 each of
+// avx2Paths, for the others one that changes nothing.
+func tierPaths(tier Tier) []avx2Path {
+	if paths := avx2Paths(); tier == AVX2 && len(paths) > 0 {
+		return paths
+	}
+	return []avx2Path{{"", func() func() { return func() {} }}}
+}
+
+// gemmForEachTier runs f once per tier this CPU has, with that tier active,
+// and for the AVX2 tier once per kernel family.
 func gemmForEachTier(t *testing.T, f func(t *testing.T)) {
 	t.Helper()
 	for tier := Generic; tier <= Best; tier++ {
-		t.Run(tier.String(), func(t *testing.T) {
-			prev, err := SetTier(tier)
-			if err != nil {
-				t.Fatal(err)
+		for _, path := range tierPaths(tier) {
+			name := tier.String()
+			if path.name != "" {
+				name += "/" + path.name
 			}
-			defer SetTier(prev)
-			f(t)
-		})
+			t.Run(name, func(t *testing.T) {
+				prev, err := SetTier(tier)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer SetTier(prev)
+				defer path.set()()
+				f(t)
+			})
+		}
 	}
 }
+
+func newTestRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0)) }
 
 const (
 	gemmGuard    = 37 // int32 gemmGuard cells before and after C
@@ -247,9 +273,13 @@ func FuzzGemm(f *testing.F) {
 			}
 		}
 		for tier := Generic; tier <= Best; tier++ {
-			prev, _ := SetTier(tier)
-			gc.check(t)
-			SetTier(prev)
+			for _, path := range tierPaths(tier) {
+				prev, _ := SetTier(tier)
+				restore := path.set()
+				gc.check(t)
+				restore()
+				SetTier(prev)
+			}
 		}
 	})
 }

@@ -56,8 +56,7 @@ type u8Job struct {
 	c      []int32
 	ldc    int
 	byCols bool
-	wide   []int16 // pb.widened() for the AVX2 tier, else nil
-	units  int     // panels or row blocks
+	units  int // panels or row blocks
 	chunks int
 	views  []*PackedB // one per participant
 }
@@ -73,7 +72,7 @@ func (j *u8Job) run(p, i int) {
 		return
 	}
 	v := j.views[p]
-	j.pb.colView(v, lo*panelN, min(hi*panelN, j.pb.n), j.wide)
+	j.pb.colView(v, lo*panelN, min(hi*panelN, j.pb.n))
 	gemmU8S8(j.t, j.m, j.a, j.lda, j.aZero, v, j.c[lo*panelN:], j.ldc)
 }
 
@@ -81,30 +80,20 @@ func (j *u8Job) run(p, i int) {
 // height, a multiple of the AVX2 one.
 const vnniRows = 6
 
-// newColView returns a PackedB for colView to fill. Its wide is never built
-// from its data: colView sets it.
-func newColView() *PackedB {
-	v := new(PackedB)
-	v.wideOnce.Do(func() {})
-	return v
-}
+// newColView returns a PackedB for colView to fill.
+func newColView() *PackedB { return new(PackedB) }
 
 // colView sets v (from newColView) to the columns [j0, j1) of p, j0 a
-// multiple of panelN: the same packed bytes, sliced; wide is p's int16 copy
-// or nil.
+// multiple of panelN: the same packed bytes, sliced.
 //
 // If PackedB gains a field a tier reads (another packed layout, say), it must
 // be sliced here too.
-func (p *PackedB) colView(v *PackedB, j0, j1 int, wide []int16) {
+func (p *PackedB) colView(v *PackedB, j0, j1 int) {
 	np := (j1 - j0 + panelN - 1) / panelN * panelN
 	lo, hi := j0/panelN*p.kp*panelN, (j0+np)/panelN*p.kp*panelN
 	v.k, v.n, v.kp, v.np = p.k, j1-j0, p.kp, np
 	v.data = p.data[lo:hi]
 	v.colSum = p.colSum[j0 : j0+np]
-	v.wide = nil
-	if wide != nil {
-		v.wide = wide[lo:hi]
-	}
 }
 
 // gemmU8S8Par is gemmU8S8 split over the pool when the GEMM is large enough
@@ -128,12 +117,8 @@ func gemmU8S8Par(t Tier, m int, a []uint8, lda int, aZero uint8, pb *PackedB, c 
 		gemmU8S8(t, m, a, lda, aZero, pb, c, ldc)
 		return
 	}
-	var wide []int16
-	if t == AVX2 && byCols {
-		wide = pb.widened() // built once, here, not by each view
-	}
 	j := &pool.u8
-	*j = u8Job{t: t, m: m, a: a, lda: lda, aZero: aZero, pb: pb, c: c, ldc: ldc, wide: wide,
+	*j = u8Job{t: t, m: m, a: a, lda: lda, aZero: aZero, pb: pb, c: c, ldc: ldc,
 		byCols: byCols, units: units, chunks: min(units, parts*parChunksPerPart),
 		views: j.views}
 	for len(j.views) < parts {
@@ -141,9 +126,9 @@ func gemmU8S8Par(t Tier, m int, a []uint8, lda int, aZero uint8, pb *PackedB, c 
 	}
 	pool.runJob(ws, j, j.chunks)
 	// Keep nothing of the caller's alive.
-	j.a, j.pb, j.c, j.wide = nil, nil, nil, nil
+	j.a, j.pb, j.c = nil, nil, nil
 	for _, v := range j.views {
-		v.data, v.colSum, v.wide = nil, nil, nil
+		v.data, v.colSum = nil, nil
 	}
 	pool.release()
 }

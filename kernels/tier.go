@@ -13,7 +13,9 @@ type Tier int
 const (
 	// Generic is the pure-Go reference: any CPU.
 	Generic Tier = iota
-	// AVX2 needs AVX2 and FMA (x86-64-v3).
+	// AVX2 needs AVX2 and FMA (x86-64-v3). Its int8 GEMM uses AVX-VNNI
+	// (VEX-encoded VPDPBUSD on ymm) when the CPU has it, exact VPMADDWD
+	// otherwise.
 	AVX2
 	// AVX512VNNI needs AVX-512 F, BW, VL and VNNI (VPDPBUSD).
 	AVX512VNNI

@@ -7,7 +7,8 @@
 // supports (golang.org/x/sys/cpu) it runs
 // a register-only assembly loop of independent accumulator chains — VPDPBUSD
 // zmm and EVEX ymm (AVX512_VNNI), VPMADDUBSW+VPMADDWD+VPADDD ymm (AVX2),
-// VFMADD231PS zmm and ymm (FMA) — on one goroutine per core, each locked to
+// VFMADD231PS zmm and ymm (FMA), TDPBUSD on tiles (AMX-INT8, once Linux
+// grants the tile state) — on one goroutine per core, each locked to
 // its OS thread, timing a fixed iteration count repeatedly for the duration
 // and keeping the best round. It reports GOPS (int8: 2 ops per
 // multiply-accumulate) or GFLOPS (2 per FMA lane) per core and in total, and

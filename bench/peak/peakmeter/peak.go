@@ -18,6 +18,7 @@ type Family struct {
 	Needs string // the CPU features it needs, for "not available"
 	Unit  string // "GOPS" (int8, 2 ops per MAC) or "GFLOPS" (2 per FMA lane)
 	Float bool   // float32 sources and results, else u8 x s8 -> s32
+	Tile  bool   // AMX: lane j sums a[4k+t]·b[4j+t] over all 16 k-quads, not k = j only
 
 	PerIter     int     // instructions (AVX2: 3-instruction sequences) per loop iteration
 	OpsPerInstr float64 // ops per instruction or sequence: 2 x MACs or 2 x FMA lanes
@@ -30,7 +31,9 @@ func (f Family) OpsPerIter() float64 { return float64(f.PerIter) * f.OpsPerInstr
 // Families lists every family in report order. The loop bodies are in
 // peak_amd64.s: 12 independent accumulators x 2 rounds for VNNI and FMA
 // (twice the 4-cycle latency x 1-2 pipes), 8 accumulators x 2 rounds of
-// VPMADDUBSW+VPMADDWD+VPADDD for AVX2 (only the 1-cycle VPADDD is carried).
+// VPMADDUBSW+VPMADDWD+VPADDD for AVX2 (only the 1-cycle VPADDD is carried),
+// 4 accumulator tiles x 2 rounds of TDPBUSD for AMX (16 cycles each on
+// Sapphire Rapids' one tile unit, so 4 tiles cover its latency).
 var Families = []Family{
 	{Name: "vnni_zmm", Instr: "VPDPBUSD zmm", Needs: "AVX512F, AVX512_VNNI", Unit: "GOPS",
 		PerIter: 24, OpsPerInstr: 2 * 64, Lanes: 16},
@@ -42,6 +45,10 @@ var Families = []Family{
 		PerIter: 24, OpsPerInstr: 2 * 16, Lanes: 16},
 	{Name: "fma_ymm", Instr: "VFMADD231PS ymm", Needs: "AVX, FMA", Unit: "GFLOPS", Float: true,
 		PerIter: 24, OpsPerInstr: 2 * 8, Lanes: 8},
+	// One TDPBUSD multiplies a 16 x 64 u8 tile by a 64 x 16 s8 one (16
+	// k-quads x 16 columns x 4): 16·16·64 MAC.
+	{Name: "amx_int8", Instr: "TDPBUSD tile", Needs: "AMX-TILE, AMX-INT8, OS tile permission", Unit: "GOPS", Tile: true,
+		PerIter: 8, OpsPerInstr: 2 * 16 * 16 * 64, Lanes: 16},
 }
 
 // Source layout read by the loops: bytes [0,64) the u8 (or float32) vector
@@ -96,12 +103,13 @@ var microarchs = []Microarch{
 		Issue: map[string]float64{"vnni_zmm": 1, "vnni_ymm": 2, "avx2_int8": 1, "fma_zmm": 1, "fma_ymm": 2},
 	},
 	{
-		// Two 512-bit FMA units (ports 0+1 and 5); VPDPBUSD on both.
+		// Two 512-bit FMA units (ports 0+1 and 5); VPDPBUSD on both. One
+		// TDPBUSD every 16 cycles (1024 MAC/cycle).
 		Name: "Intel Sapphire/Emerald Rapids",
 		match: func(v string, f, m uint32, _ bool) bool {
 			return v == "GenuineIntel" && f == 6 && (m == 0x8f || m == 0xcf)
 		},
-		Issue: map[string]float64{"vnni_zmm": 2, "vnni_ymm": 2, "avx2_int8": 1, "fma_zmm": 2, "fma_ymm": 2},
+		Issue: map[string]float64{"vnni_zmm": 2, "vnni_ymm": 2, "avx2_int8": 1, "fma_zmm": 2, "fma_ymm": 2, "amx_int8": 1.0 / 16},
 	},
 }
 

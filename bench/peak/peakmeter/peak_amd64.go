@@ -5,6 +5,7 @@ package peakmeter
 import (
 	"encoding/binary"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/cpu"
 )
@@ -28,6 +29,14 @@ func fmaZmm(iters int, src, dst *byte)
 
 //go:noescape
 func fmaYmm(iters int, src, dst *byte)
+
+// amxInt8 is the AMX loop; it needs the tile state granted (amxGranted).
+//
+//go:noescape
+func amxInt8(iters int, src, dst *byte)
+
+// amxGranted asks the OS, once, for the AMX tile state (see amxRequest).
+var amxGranted = sync.OnceValue(func() bool { return amxRequest() == nil })
 
 // addChain runs iters iterations of 16 dependent ADDQ and returns 16*iters.
 func addChain(iters int) int
@@ -85,6 +94,8 @@ func Loop(name string) (LoopFunc, bool) {
 		return fmaZmm, x.HasAVX512F
 	case "fma_ymm":
 		return fmaYmm, x.HasAVX && x.HasFMA
+	case "amx_int8":
+		return amxInt8, x.HasAMXTile && x.HasAMXInt8 && amxGranted()
 	}
 	return nil, false
 }
@@ -103,7 +114,7 @@ func Features() []string {
 		{"AVX", x.HasAVX}, {"AVX2", x.HasAVX2}, {"FMA", x.HasFMA},
 		{"AVX512F", x.HasAVX512F}, {"AVX512VL", x.HasAVX512VL},
 		{"AVX512BW", x.HasAVX512BW}, {"AVX512_VNNI", x.HasAVX512VNNI},
-		{"AVX_VNNI", x.HasAVXVNNI},
+		{"AVX_VNNI", x.HasAVXVNNI}, {"AMX_TILE", x.HasAMXTile}, {"AMX_INT8", x.HasAMXInt8},
 	} {
 		if f.has {
 			fs = append(fs, f.name)

@@ -389,3 +389,93 @@ TEXT ·cpuid(SB), NOSPLIT, $0-24
 	MOVL CX, ecx+16(FP)
 	MOVL DX, edx+20(FP)
 	RET
+
+// AMX has no Go mnemonics: the instructions are bytes (encodings as in
+// kernels/amx_amd64.s, from the Intel SDM, Vol. 2), registers fixed. ti is
+// tile register tmmi.
+
+// LDTILECFG's operand: palette 1, t0-t7 all 16 rows of 64 bytes.
+DATA amxPeakCfg<>+0(SB)/8, $1
+DATA amxPeakCfg<>+8(SB)/8, $0
+DATA amxPeakCfg<>+16(SB)/8, $0x0040004000400040
+DATA amxPeakCfg<>+24(SB)/8, $0x0040004000400040
+DATA amxPeakCfg<>+32(SB)/8, $0
+DATA amxPeakCfg<>+40(SB)/8, $0
+DATA amxPeakCfg<>+48(SB)/8, $0x1010101010101010
+DATA amxPeakCfg<>+56(SB)/8, $0
+GLOBL amxPeakCfg<>(SB), RODATA|NOPTR, $64
+
+// ldtilecfg (AX); tilerelease
+#define PK_LDTILECFG_AX BYTE $0xC4; BYTE $0xE2; BYTE $0x78; BYTE $0x49; BYTE $0x00
+#define PK_TILERELEASE BYTE $0xC4; BYTE $0xE2; BYTE $0x78; BYTE $0x49; BYTE $0xC0
+// tilezero t0..t3
+#define PK_TILEZERO_0 BYTE $0xC4; BYTE $0xE2; BYTE $0x7B; BYTE $0x49; BYTE $0xC0
+#define PK_TILEZERO_1 BYTE $0xC4; BYTE $0xE2; BYTE $0x7B; BYTE $0x49; BYTE $0xC8
+#define PK_TILEZERO_2 BYTE $0xC4; BYTE $0xE2; BYTE $0x7B; BYTE $0x49; BYTE $0xD0
+#define PK_TILEZERO_3 BYTE $0xC4; BYTE $0xE2; BYTE $0x7B; BYTE $0x49; BYTE $0xD8
+// tileloadd t4, t5 from (SI)(DX*1); t6, t7 from (BX)(DX*1)
+#define PK_LOAD_4 BYTE $0xC4; BYTE $0xE2; BYTE $0x7B; BYTE $0x4B; BYTE $0x24; BYTE $0x16
+#define PK_LOAD_5 BYTE $0xC4; BYTE $0xE2; BYTE $0x7B; BYTE $0x4B; BYTE $0x2C; BYTE $0x16
+#define PK_LOAD_6 BYTE $0xC4; BYTE $0xE2; BYTE $0x7B; BYTE $0x4B; BYTE $0x34; BYTE $0x13
+#define PK_LOAD_7 BYTE $0xC4; BYTE $0xE2; BYTE $0x7B; BYTE $0x4B; BYTE $0x3C; BYTE $0x13
+// tilestored (DI)(DX*1), t0..t3
+#define PK_STORE_0 BYTE $0xC4; BYTE $0xE2; BYTE $0x7A; BYTE $0x4B; BYTE $0x04; BYTE $0x17
+#define PK_STORE_1 BYTE $0xC4; BYTE $0xE2; BYTE $0x7A; BYTE $0x4B; BYTE $0x0C; BYTE $0x17
+#define PK_STORE_2 BYTE $0xC4; BYTE $0xE2; BYTE $0x7A; BYTE $0x4B; BYTE $0x14; BYTE $0x17
+#define PK_STORE_3 BYTE $0xC4; BYTE $0xE2; BYTE $0x7A; BYTE $0x4B; BYTE $0x1C; BYTE $0x17
+// t0 += t4·t6, t1 += t4·t7, t2 += t5·t6, t3 += t5·t7
+#define PK_TDPBUSD_0 BYTE $0xC4; BYTE $0xE2; BYTE $0x49; BYTE $0x5E; BYTE $0xC4
+#define PK_TDPBUSD_1 BYTE $0xC4; BYTE $0xE2; BYTE $0x41; BYTE $0x5E; BYTE $0xCC
+#define PK_TDPBUSD_2 BYTE $0xC4; BYTE $0xE2; BYTE $0x49; BYTE $0x5E; BYTE $0xD5
+#define PK_TDPBUSD_3 BYTE $0xC4; BYTE $0xE2; BYTE $0x41; BYTE $0x5E; BYTE $0xDD
+
+// func amxInt8(iters int, src, dst *byte)
+// 4 accumulator tiles x 2 rounds of TDPBUSD per iteration (8 x 16·16·64
+// MAC). The A tiles are 16 copies of src[0:64], the B tiles of src[64:128]
+// (row stride 0), so every row of every accumulator is the same; dst gets
+// row 0 of their sum (each tile is stored with stride 0 into dst, then read
+// back: dst is the only memory the function touches besides src).
+TEXT ·amxInt8(SB), NOSPLIT, $0-24
+	MOVQ iters+0(FP), CX
+	MOVQ src+8(FP), SI
+	MOVQ dst+16(FP), DI
+	LEAQ amxPeakCfg<>(SB), AX
+	PK_LDTILECFG_AX
+	XORQ DX, DX
+	LEAQ 64(SI), BX
+	PK_TILEZERO_0
+	PK_TILEZERO_1
+	PK_TILEZERO_2
+	PK_TILEZERO_3
+	PK_LOAD_4
+	PK_LOAD_5
+	PK_LOAD_6
+	PK_LOAD_7
+
+amxInt8_loop:
+	PK_TDPBUSD_0
+	PK_TDPBUSD_1
+	PK_TDPBUSD_2
+	PK_TDPBUSD_3
+	PK_TDPBUSD_0
+	PK_TDPBUSD_1
+	PK_TDPBUSD_2
+	PK_TDPBUSD_3
+	DECQ CX
+	JNZ  amxInt8_loop
+
+	PK_STORE_0
+	VMOVDQU32 0(DI), Z0
+	PK_STORE_1
+	VMOVDQU32 0(DI), Z1
+	PK_STORE_2
+	VMOVDQU32 0(DI), Z2
+	PK_STORE_3
+	VMOVDQU32 0(DI), Z3
+	PK_TILERELEASE
+	VPADDD Z1, Z0, Z0
+	VPADDD Z3, Z2, Z2
+	VPADDD Z2, Z0, Z0
+	VMOVDQU32 Z0, 0(DI)
+	VZEROUPPER
+	RET

@@ -10,8 +10,8 @@ import (
 
 // want returns the lanes a family's loop stores after iters iterations: each
 // instruction (AVX2: sequence) adds a·b per float lane, or the dot product of
-// four u8 x s8 pairs per int32 lane, to one of its accumulators, and the loop
-// stores the sum of the accumulators.
+// four u8 x s8 pairs per int32 lane (AMX: of 64 pairs, see Family.Tile), to
+// one of its accumulators, and the loop stores the sum of the accumulators.
 func want(f Family, src []byte, iters int) []uint32 {
 	n := int64(iters) * int64(f.PerIter)
 	out := make([]uint32, f.Lanes)
@@ -24,6 +24,12 @@ func want(f Family, src []byte, iters int) []uint32 {
 		}
 		var dot int64
 		for k := range 4 {
+			if f.Tile { // every row of A is a, every k-quad row of B is b
+				for q := range 16 {
+					dot += int64(src[4*q+k]) * int64(int8(src[64+4*j+k]))
+				}
+				continue
+			}
 			dot += int64(src[4*j+k]) * int64(int8(src[64+4*j+k]))
 		}
 		out[j] = uint32(int32(n * dot))
