@@ -147,3 +147,6 @@ func gemmAVXVNNI(s *scratch, m int, a []uint8, lda int, aZero uint8, pb *PackedB
 		}
 	}
 }
+
+// avx2PathVNNI reports whether the AVX2 tier runs its AVX-VNNI kernels.
+func avx2PathVNNI() bool { return avx2VNNI }

@@ -25,9 +25,10 @@ const (
 	peakFMAZmm           // VFMADD231PS zmm, GFLOPS
 	peakFMAYmm           // VFMADD231PS ymm, GFLOPS
 	peakAMXGOPS          // TDPBUSD tiles
+	peakVNNIYmm          // VPDPBUSD ymm (the AVX2 tier's AVX-VNNI kernels)
 )
 
-var peakFamilies = [...]string{peakVNNIGOPS: "vnni_zmm", peakAVX2GOPS: "avx2_int8", peakFMAZmm: "fma_zmm", peakFMAYmm: "fma_ymm", peakAMXGOPS: "amx_int8"}
+var peakFamilies = [...]string{peakVNNIGOPS: "vnni_zmm", peakAVX2GOPS: "avx2_int8", peakFMAZmm: "fma_zmm", peakFMAYmm: "fma_ymm", peakAMXGOPS: "amx_int8", peakVNNIYmm: "vnni_ymm"}
 
 var peakOnce [len(peakFamilies)]func() float64
 
@@ -65,6 +66,9 @@ func tierPeak(t Tier) peakRef {
 	case AVX512VNNI:
 		return peakVNNIGOPS
 	case AVX2:
+		if avx2PathVNNI() {
+			return peakVNNIYmm
+		}
 		return peakAVX2GOPS
 	}
 	return peakNone
