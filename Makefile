@@ -144,6 +144,7 @@ bench: ## Serving benchmarks: latency beside a bare gRPC round trip, cold start,
 bench-quant: ## int8 against fp32: GEMM kernels beside ONNX Runtime, the executor, and end to end.
 	go test -run '^$$' -bench 'BenchmarkGemmU8S8$$|BenchmarkSgemm$$' -cpu 1 ./kernels/
 	$(PY) bench/ort/gemm.py
+	go test -run '^$$' -bench BenchmarkVsORT -benchtime 1x ./kernels/
 	go test -run '^$$' -bench BenchmarkQuantModes -benchtime 200x ./server/runtime/
 	go test -run '^$$' -bench BenchmarkQuantServing -benchtime 200x ./bench/
 

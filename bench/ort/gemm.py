@@ -64,7 +64,31 @@ def median_seconds(sess, feeds, min_time=0.3):
     return float(np.median(times))
 
 
+def serve():
+    """Answer "M N K SECONDS" lines on stdin with the int8 GOPS of
+    MatMulInteger over a window of that length (median per call), so that a
+    caller can alternate short windows of Corvid and ONNX Runtime and both
+    see the same state of a shared machine (kernels' BenchmarkVsORT)."""
+    import sys
+
+    rng = np.random.default_rng(0)
+    sessions = {}
+    for line in sys.stdin:
+        m, n, k, seconds = line.split()
+        m, n, k, seconds = int(m), int(n), int(k), float(seconds)
+        if (m, n, k) not in sessions:
+            sessions[(m, n, k)] = (session(matmul_integer(k, n, rng)), {"a": rng.integers(0, 256, (m, k), dtype=np.uint8)})
+        sess, feeds = sessions[(m, n, k)]
+        t = median_seconds(sess, feeds, min_time=seconds)
+        print(f"{2.0 * m * n * k / t / 1e9:.1f}", flush=True)
+
+
 def main():
+    import sys
+
+    if sys.argv[1:] == ["--serve"]:
+        serve()
+        return
     rng = np.random.default_rng(0)
     print(f"ONNX Runtime {ort.__version__}, 1 thread, median per call")
     print(f"{'M x N x K':>18}  {'MatMulInteger GOPS':>18}  {'MatMul fp32 GFLOPS':>18}")

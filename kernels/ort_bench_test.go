@@ -1,0 +1,95 @@
+package kernels
+
+import (
+	"bufio"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// BenchmarkVsORT compares the int8 GEMM of the best tier with ONNX
+// Runtime's MatMulInteger (one thread each) on PERF.md's shapes, in
+// alternating windows of 100 ms, 15 of each per shape, so that both see the
+// same state of a shared machine: it reports the median GOPS of each and
+// their ratio. Both take the median per call. ONNX Runtime runs in
+// bench/ort/gemm.py --serve, from the venv that `make tools` builds. The
+// benchmark times itself: run it with -benchtime 1x.
+func BenchmarkVsORT(b *testing.B) {
+	py := filepath.Join("..", ".venv", "bin", "python")
+	if _, err := os.Stat(py); err != nil {
+		b.Skipf("no %s: make tools builds it", py)
+	}
+	cmd := exec.Command(py, filepath.Join("..", "bench", "ort", "gemm.py"), "--serve")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		in.Close()
+		cmd.Wait()
+	}()
+	lines := bufio.NewScanner(out)
+	ort := func(m, n, k int, window time.Duration) float64 {
+		fmt.Fprintf(in, "%d %d %d %g\n", m, n, k, window.Seconds())
+		if !lines.Scan() {
+			b.Fatalf("gemm.py --serve stopped: %v", lines.Err())
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(lines.Text()), 64)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return v
+	}
+	defer SetParallelism(SetParallelism(1))
+	const rounds, window = 15, 100 * time.Millisecond
+	for _, s := range gemmBenchShapes {
+		m, n, k := s[0], s[1], s[2]
+		b.Run(fmt.Sprintf("%v/M=%d_N=%d_K=%d", Active(), m, n, k), func(b *testing.B) {
+			r := rand.New(rand.NewPCG(1, 2))
+			a := make([]uint8, m*k)
+			for i := range a {
+				a[i] = uint8(r.IntN(256))
+			}
+			w := make([]int8, k*n)
+			for i := range w {
+				w[i] = int8(r.IntN(256) - 128)
+			}
+			pb := PackB(w, k, n)
+			c := make([]int32, m*n)
+			ops := 2 * float64(m*n*k)
+			var mine, theirs []float64
+			for range rounds {
+				var per []float64
+				for start := time.Now(); time.Since(start) < window || len(per) < 5; {
+					t0 := time.Now()
+					GemmU8S8(m, a, k, 0, pb, c, n)
+					per = append(per, time.Since(t0).Seconds())
+				}
+				slices.Sort(per)
+				mine = append(mine, ops/per[len(per)/2]/1e9)
+				theirs = append(theirs, ort(m, n, k, window))
+			}
+			slices.Sort(mine)
+			slices.Sort(theirs)
+			cm, om := mine[rounds/2], theirs[rounds/2]
+			b.ReportMetric(cm, "corvid-GOPS")
+			b.ReportMetric(om, "ort-GOPS")
+			b.ReportMetric(cm/om, "ratio")
+		})
+	}
+}
