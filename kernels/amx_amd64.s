@@ -71,13 +71,32 @@
 	ADDQ x, t; \
 	ADDQ R11, t
 
+// PREFETCH_B: 8 lines (512 bytes) of the next panel into L2, R14
+// advancing, until it reaches that panel's end at lim-8(SP).
+#define PREFETCH_B \
+	CMPQ R14, lim-8(SP); \
+	JAE  10(PC); \
+	PREFETCH8; \
+	ADDQ $512, R14
+
+#define PREFETCH8 \
+	PREFETCHT1 0(R14); \
+	PREFETCHT1 64(R14); \
+	PREFETCHT1 128(R14); \
+	PREFETCHT1 192(R14); \
+	PREFETCHT1 256(R14); \
+	PREFETCHT1 320(R14); \
+	PREFETCHT1 384(R14); \
+	PREFETCHT1 448(R14)
+
 // func amxPanels(ap *uint8, tstride int, tlast2 int, tlast int, mlast int, b *int8, pstride int, nk int, tail int, btail int, panels int, c *int32, ldc int, bias *int32, cfg *byte)
 //
 // See the Go declaration for the contract. Registers: SI, DI the pair's A
 // tiles; DX A row stride (64); BX B; CX B row stride (256); R8 k steps left;
 // R9 panel; R10 first tile of the pair (even); R11 byte offset of the
-// 32-column half (0, 128); R12 ldc in bytes; R13 = 0; AX bias, then C.
-TEXT ·amxPanels(SB), NOSPLIT, $0-120
+// 32-column half (0, 128); R12 ldc in bytes; R13 = 0; AX bias, then C;
+// R14 the next panel's prefetch (R14 is scratch in ABI0).
+TEXT ·amxPanels(SB), NOSPLIT, $8-120
 	MOVQ cfg+112(FP), AX
 	LDTILECFG_AX
 	MOVQ $256, CX
@@ -87,6 +106,16 @@ TEXT ·amxPanels(SB), NOSPLIT, $0-120
 	XORQ R9, R9
 	XORQ R10, R10
 	XORQ R11, R11
+	// R14 walks panel p+1, prefetching it into L2 while panel p computes,
+	// 8 lines a k step: the panel's first pair of tiles would otherwise
+	// stream it from L3 (the rest find it in L2). Measured alternating
+	// with and without, one core: 1.06-1.12x on 128 x 3072², 1.0-1.08x on
+	// 32 x 3072², even on 1024³ and 768².
+	MOVQ pstride+48(FP), R14
+	ADDQ b+40(FP), R14
+	MOVQ R14, AX
+	ADDQ pstride+48(FP), AX
+	MOVQ AX, lim-8(SP)
 
 block:
 	// Accumulators start at bias[p*64 + h : +32], in every row.
@@ -129,6 +158,7 @@ block:
 
 kloop:
 	STEP
+	PREFETCH_B
 	ADDQ $1024, SI
 	ADDQ $1024, DI
 	ADDQ $4096, BX
@@ -172,6 +202,13 @@ next:
 	JLE  block
 	XORQ R10, R10
 	INCQ R9
+	MOVQ pstride+48(FP), R14
+	IMULQ R9, R14
+	ADDQ pstride+48(FP), R14
+	ADDQ b+40(FP), R14
+	MOVQ R14, AX
+	ADDQ pstride+48(FP), AX
+	MOVQ AX, lim-8(SP)
 	CMPQ R9, panels+80(FP)
 	JLT  block
 
