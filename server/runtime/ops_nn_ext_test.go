@@ -53,12 +53,7 @@ func TestNNNodeTests(t *testing.T) {
 	if env := os.Getenv("CORVID_NN_NODE_TESTS"); env != "" {
 		prefixes = strings.Split(env, ",")
 	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Skipf("no ONNX node tests (%v): run `make node-tests`", err)
-	}
-	for _, e := range entries {
-		name := e.Name()
+	for _, name := range nodeTestNames(t, dir) {
 		if !slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(name, p) }) {
 			continue
 		}
