@@ -48,7 +48,7 @@ $(NODE_TESTS)/.stamp: $(VENV)/.stamp testdata/conformance/gen_node_tests.py
 node-tests: $(NODE_TESTS)/.stamp ## Write ONNX's backend node tests to .build/onnx-node-tests.
 
 .PHONY: tools
-tools: $(BUF) $(BUILD)/protodeps/.stamp $(VENV)/.stamp ## Install pinned tools into .build/ and .venv/.
+tools: $(BUF) $(BUILD)/protodeps/.stamp $(VENV)/.stamp $(VENV)/.client-stamp ## Install pinned tools into .build/ and .venv/ (with the Python SDK).
 
 # ---- code generation ---------------------------------------------------------
 
