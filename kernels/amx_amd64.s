@@ -72,7 +72,7 @@
 	ADDQ R11, t
 
 // PREFETCH_B: 8 lines (512 bytes) of the next panel into L2, R14
-// advancing, until it reaches that panel's end at lim-8(SP).
+// advancing, until it has covered pfl bytes of it (lim-8(SP)).
 #define PREFETCH_B \
 	CMPQ R14, lim-8(SP); \
 	JAE  10(PC); \
@@ -89,14 +89,14 @@
 	PREFETCHT1 384(R14); \
 	PREFETCHT1 448(R14)
 
-// func amxPanels(ap *uint8, tstride int, tlast2 int, tlast int, mlast int, b *int8, pstride int, nk int, tail int, btail int, panels int, c *int32, ldc int, bias *int32, cfg *byte)
+// func amxPanels(ap *uint8, tstride int, tlast2 int, tlast int, mlast int, b *int8, pstride int, nk int, tail int, btail int, panels int, c *int32, ldc int, bias *int32, cfg *byte, pfl int)
 //
 // See the Go declaration for the contract. Registers: SI, DI the pair's A
 // tiles; DX A row stride (64); BX B; CX B row stride (256); R8 k steps left;
 // R9 panel; R10 first tile of the pair (even); R11 byte offset of the
 // 32-column half (0, 128); R12 ldc in bytes; R13 = 0; AX bias, then C;
 // R14 the next panel's prefetch (R14 is scratch in ABI0).
-TEXT ·amxPanels(SB), NOSPLIT, $8-120
+TEXT ·amxPanels(SB), NOSPLIT, $8-128
 	MOVQ cfg+112(FP), AX
 	LDTILECFG_AX
 	MOVQ $256, CX
@@ -114,7 +114,7 @@ TEXT ·amxPanels(SB), NOSPLIT, $8-120
 	MOVQ pstride+48(FP), R14
 	ADDQ b+40(FP), R14
 	MOVQ R14, AX
-	ADDQ pstride+48(FP), AX
+	ADDQ pfl+120(FP), AX
 	MOVQ AX, lim-8(SP)
 
 block:
@@ -207,7 +207,7 @@ next:
 	ADDQ pstride+48(FP), R14
 	ADDQ b+40(FP), R14
 	MOVQ R14, AX
-	ADDQ pstride+48(FP), AX
+	ADDQ pfl+120(FP), AX
 	MOVQ AX, lim-8(SP)
 	CMPQ R9, panels+80(FP)
 	JLT  block

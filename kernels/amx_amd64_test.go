@@ -114,11 +114,16 @@ func TestGemmAMXRemainders(t *testing.T) {
 }
 
 // TestGemmAMXChunks spans several row chunks, with a short last chunk
-// (which overlaps the one before it), and a K beyond one chunk's budget.
+// (which overlaps the one before it), a K beyond one chunk's budget, and
+// both loop orders (K and N at and past the pair order's limits, odd and
+// even tile counts).
 func TestGemmAMXChunks(t *testing.T) {
 	withAMX(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(8, 0))
+		kmax, nmax := amxPairKChunks*64, amxPairPanels*panelN
 		for _, s := range [][3]int{
+			{48, nmax, kmax}, {80, nmax - 1, kmax - 1}, {112, nmax + 5, kmax},
+			{33, nmax, 200}, {100, nmax - 64, 130}, {35, 70, kmax + 1}, {64, nmax + 3, kmax + 64},
 			{amxChunkBytes/1024 + 5, 130, 1024},
 			{amxChunkBytes/2048*2 + 1, 70, 2048},
 			{2*amxChunkBytes/4160 + 17, 65, 4160},
