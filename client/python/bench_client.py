@@ -12,6 +12,13 @@ Usage (from the repository root, after `make build`):
     .venv/bin/python client/python/bench_client.py [--target HOST:PORT] [--n 3000] [--seconds 5]
 Without --target it starts `corvid serve` ($CORVID_BIN or bin/corvid) on free
 loopback ports and stops it at the end.
+
+With --worker it is instead driven over stdin by bench/sdk_test.go
+(BenchmarkSDKs), which alternates it with a Go client against one server:
+after connecting and warming up it prints "ready", then answers each line
+    lat sdk|stub N           N sequential calls: a JSON list of µs per call
+    tput sdk|stub THREADS N  N calls over THREADS threads: calls per second
+with one line, until stdin closes. Only the calls are timed.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import os
 import pathlib
 import signal
 import socket
+import sys
 import subprocess
 import threading
 import time
@@ -87,29 +95,32 @@ def run(target: str, n: int, seconds: float, threads: int) -> dict[str, float]:
     rows = np.array(data["inputs"], dtype=np.float32)
     x = rows[:1]
     figures: dict[str, float] = {}
-    with corvid.Client(target, timeout=10) as client:
-        for _ in range(300):
-            client.predict("digits", {"input": x})
-        lat = []
-        for i in range(n):
-            t0 = time.perf_counter()
-            client.predict("digits", {"input": rows[i % len(rows)][None, :]})
-            lat.append(time.perf_counter() - t0)
-        print(f"corvid.Client.predict, batch 1, sequential ({n}):  {_percentiles(lat)}")
-        figures["sdk_p50_us"] = float(np.median(lat) * 1e6)
-
-        with grpc.insecure_channel(target) as channel:
-            stub = inference_pb2_grpc.InferenceServiceStub(channel)
-            req = inference_pb2.PredictRequest(model="digits", inputs={"input": corvid.to_tensor(x)})
+    with corvid.Client(target, timeout=10) as client, grpc.insecure_channel(target) as channel:
+        stub = inference_pb2_grpc.InferenceServiceStub(channel)
+        req = inference_pb2.PredictRequest(model="digits", inputs={"input": corvid.to_tensor(x)})
+        inputs = {"input": x}
+        calls = {
+            "sdk": lambda: client.predict("digits", inputs),
+            "stub": lambda: stub.Predict(req, timeout=10),
+        }
+        for call in calls.values():
             for _ in range(300):
-                stub.Predict(req, timeout=10)
-            lat = []
-            for _ in range(n):
-                t0 = time.perf_counter()
-                stub.Predict(req, timeout=10)
-                lat.append(time.perf_counter() - t0)
-        print(f"bare generated stub, pre-encoded request ({n}):    {_percentiles(lat)}")
-        figures["stub_p50_us"] = float(np.median(lat) * 1e6)
+                call()
+        # The two alternate in chunks, so that load from elsewhere on the
+        # machine hits both alike.
+        lat: dict[str, list[float]] = {mode: [] for mode in calls}
+        for _ in range(max(1, n // 100)):
+            for mode, call in calls.items():
+                samples = lat[mode]
+                for _ in range(100):
+                    t0 = time.perf_counter()
+                    call()
+                    samples.append(time.perf_counter() - t0)
+        k = len(lat["sdk"])
+        print(f"corvid.Client.predict, batch 1, sequential ({k}):  {_percentiles(lat['sdk'])}")
+        print(f"bare generated stub, pre-encoded request ({k}):    {_percentiles(lat['stub'])}")
+        figures["sdk_p50_us"] = float(np.median(lat["sdk"]) * 1e6)
+        figures["stub_p50_us"] = float(np.median(lat["stub"]) * 1e6)
 
         count = [0] * threads
         stop = time.monotonic() + seconds
@@ -166,13 +177,71 @@ async def _run_async(target: str, x: np.ndarray, n: int, seconds: float, tasks: 
     return {"async_p50_us": float(np.median(lat) * 1e6), "async_tasks_per_s": rate}
 
 
+def worker(target: str) -> None:
+    """Answer timing commands from stdin (see the module docstring)."""
+    data = json.loads((REPO / "testdata" / "digits" / "heldout.json").read_text())
+    x = np.array(data["inputs"][0], dtype=np.float32)[None, :]  # what the Go side sends
+    client = corvid.Client(target, timeout=10)
+    channel = grpc.insecure_channel(target)
+    stub = inference_pb2_grpc.InferenceServiceStub(channel)
+    req = inference_pb2.PredictRequest(model="digits", inputs={"input": corvid.to_tensor(x)})
+    inputs = {"input": x}
+    calls = {
+        "sdk": lambda: client.predict("digits", inputs),
+        "stub": lambda: stub.Predict(req, timeout=10),
+    }
+    for call in calls.values():
+        for _ in range(300):
+            call()
+    clock = time.perf_counter_ns
+    print("ready", flush=True)
+    for line in sys.stdin:
+        cmd, mode, *args = line.split()
+        call = calls[mode]
+        if cmd == "lat":
+            lat = [0] * int(args[0])
+            for i in range(len(lat)):
+                t0 = clock()
+                call()
+                lat[i] = clock() - t0
+            print(json.dumps([t / 1e3 for t in lat]), flush=True)
+        elif cmd == "tput":
+            threads, n = int(args[0]), int(args[1])
+            per = n // threads
+            gate = threading.Barrier(threads + 1)
+
+            def work() -> None:
+                gate.wait()
+                for _ in range(per):
+                    call()
+
+            ts = [threading.Thread(target=work) for _ in range(threads)]
+            for t in ts:
+                t.start()
+            gate.wait()
+            t0 = clock()
+            for t in ts:
+                t.join()
+            print(threads * per / ((clock() - t0) / 1e9), flush=True)
+        else:
+            raise SystemExit(f"unknown command {line!r}")
+    client.close()
+    channel.close()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--target", help="an already running server (default: start one)")
     p.add_argument("--n", type=int, default=3000, help="sequential requests per latency figure")
     p.add_argument("--seconds", type=float, default=5.0, help="length of the threaded run")
     p.add_argument("--threads", type=int, default=16)
+    p.add_argument("--worker", action="store_true", help="take timing commands on stdin (for bench/sdk_test.go)")
     args = p.parse_args()
+    if args.worker:
+        if not args.target:
+            raise SystemExit("--worker needs --target")
+        worker(args.target)
+        return
     print(f"corvid-client {corvid.__version__}, grpcio {grpc.__version__}, numpy {np.__version__}, {os.cpu_count()} CPUs")
     if args.target:
         run(args.target, args.n, args.seconds, args.threads)

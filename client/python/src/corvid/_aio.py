@@ -41,6 +41,7 @@ class AsyncClient:
     ) -> None:
         creds = _common.channel_credentials(tls)
         self._metadata = _common.auth_metadata(target, token, secure=creds is not None)
+        self._call_metadata = self._metadata or None  # what every call passes
         self._timeout = _common.check_timeout(timeout)
         self._retry = _common.retry_policy(retries)
         self.target = target
@@ -114,7 +115,7 @@ class AsyncClient:
         """
         _common.check_timeout(timeout)
         matcher = _Matcher(model)
-        call = self._inference.Stream(matcher.asend(requests), timeout=timeout, metadata=self._metadata or None)
+        call = self._inference.Stream(matcher.asend(requests), timeout=timeout, metadata=self._call_metadata)
         try:
             async for resp in call:
                 if matcher.failed is not None:
@@ -134,19 +135,27 @@ class AsyncClient:
 
     async def _call(self, method: Callable[..., Any], request: Any, timeout: float | None) -> Any:
         if timeout is _DEFAULT:
-            timeout = self._timeout
-        _common.check_timeout(timeout)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for attempt in itertools.count():
-            remaining = None if deadline is None else deadline - time.monotonic()
-            try:
-                return await method(request, timeout=remaining, metadata=self._metadata or None)
-            except grpc.aio.AioRpcError as e:
-                err = from_rpc_error(e)
-            if not isinstance(err, Unavailable) or attempt >= self._retry.max_retries:
+            timeout = self._timeout  # checked when the client was made
+        else:
+            _common.check_timeout(timeout)
+        start = time.monotonic()
+        # The first attempt goes out with the whole timeout: the common case
+        # pays for no deadline arithmetic.
+        try:
+            return await method(request, timeout=timeout, metadata=self._call_metadata)
+        except grpc.aio.AioRpcError as e:
+            err = from_rpc_error(e)
+        deadline = None if timeout is None else start + timeout
+        for attempt in itertools.count(1):
+            if not isinstance(err, Unavailable) or attempt > self._retry.max_retries:
                 raise err
-            wait = self._retry.backoff(attempt + 1)
+            wait = self._retry.backoff(attempt)
             if deadline is not None and time.monotonic() + wait >= deadline:
                 raise err
             await asyncio.sleep(wait)
+            remaining = None if deadline is None else deadline - time.monotonic()
+            try:
+                return await method(request, timeout=remaining, metadata=self._call_metadata)
+            except grpc.aio.AioRpcError as e:
+                err = from_rpc_error(e)
         raise AssertionError("unreachable")

@@ -67,6 +67,7 @@ class Client:
     ) -> None:
         creds = _common.channel_credentials(tls)
         self._metadata = _common.auth_metadata(target, token, secure=creds is not None)
+        self._call_metadata = self._metadata or None  # what every call passes
         self._timeout = _common.check_timeout(timeout)
         self._retry = _common.retry_policy(retries)
         self.target = target
@@ -195,7 +196,7 @@ class Client:
         """
         _common.check_timeout(timeout)
         matcher = _Matcher(model)
-        call = self._inference.Stream(matcher.send(requests), timeout=timeout, metadata=self._metadata or None)
+        call = self._inference.Stream(matcher.send(requests), timeout=timeout, metadata=self._call_metadata)
         try:
             for resp in call:
                 if matcher.failed is not None:
@@ -215,21 +216,29 @@ class Client:
 
     def _call(self, method: Callable[..., T], request: Any, timeout: float | None) -> T:
         if timeout is _DEFAULT:
-            timeout = self._timeout
-        _common.check_timeout(timeout)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for attempt in itertools.count():
-            remaining = None if deadline is None else deadline - time.monotonic()
-            try:
-                return method(request, timeout=remaining, metadata=self._metadata or None)
-            except grpc.RpcError as e:
-                err = from_rpc_error(e)
-            if not isinstance(err, Unavailable) or attempt >= self._retry.max_retries:
+            timeout = self._timeout  # checked when the client was made
+        else:
+            _common.check_timeout(timeout)
+        start = time.monotonic()
+        # The first attempt goes out with the whole timeout: the common case
+        # pays for no deadline arithmetic.
+        try:
+            return method(request, timeout=timeout, metadata=self._call_metadata)
+        except grpc.RpcError as e:
+            err = from_rpc_error(e)
+        deadline = None if timeout is None else start + timeout
+        for attempt in itertools.count(1):
+            if not isinstance(err, Unavailable) or attempt > self._retry.max_retries:
                 raise err
-            wait = self._retry.backoff(attempt + 1)
+            wait = self._retry.backoff(attempt)
             if deadline is not None and time.monotonic() + wait >= deadline:
                 raise err
             time.sleep(wait)
+            remaining = None if deadline is None else deadline - time.monotonic()
+            try:
+                return method(request, timeout=remaining, metadata=self._call_metadata)
+            except grpc.RpcError as e:
+                err = from_rpc_error(e)
         raise AssertionError("unreachable")
 
 

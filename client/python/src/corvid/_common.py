@@ -13,7 +13,7 @@ import grpc
 import numpy as np
 
 from corvid._errors import CorvidError
-from corvid._tensor import fill_tensors, from_tensors
+from corvid._tensor import encode_inputs, from_tensors
 from corvid.v1 import inference_pb2
 
 __version__ = "0.1.0"
@@ -212,13 +212,15 @@ def predict_request(
         raise ValueError("pass version or label, not both")
     if isinstance(outputs, str):
         raise TypeError("outputs must be a sequence of output names, not one string")
-    req = inference_pb2.PredictRequest(
-        model=model,
-        output_filter=outputs or (),
-        request_id=request_id or "",
-        routing_key=routing_key or "",
-    )
-    fill_tensors(req.inputs, inputs)
+    # One constructor call; unset optional fields are left out of it, which
+    # is cheaper than passing their defaults.
+    req = inference_pb2.PredictRequest(model=model, inputs=encode_inputs(inputs))
+    if outputs:
+        req.output_filter.extend(outputs)
+    if request_id:
+        req.request_id = request_id
+    if routing_key:
+        req.routing_key = routing_key
     if version is not None:
         req.version = int(version)
     elif label is not None:
@@ -253,6 +255,9 @@ def channel_options(target: str, options: Sequence[tuple[str, Any]] | None, tls:
     opts: list[tuple[str, Any]] = [
         ("grpc.max_receive_message_length", DEFAULT_MAX_RECEIVE_BYTES),
         ("grpc.primary_user_agent", f"corvid-python/{__version__}"),
+        # The client retries UNAVAILABLE itself (Retry); gRPC's own retry
+        # support would only add work to every call's path.
+        ("grpc.enable_retries", 0),
     ]
     if isinstance(tls, TLS) and tls.server_name:
         opts.append(("grpc.ssl_target_name_override", tls.server_name))
