@@ -65,17 +65,21 @@ def median_seconds(sess, feeds, min_time=0.3):
 
 
 def serve():
-    """Answer "M N K SECONDS" lines on stdin with the int8 GOPS of
-    MatMulInteger over a window of that length (median per call), so that a
-    caller can alternate short windows of Corvid and ONNX Runtime and both
-    see the same state of a shared machine (kernels' BenchmarkVsORT)."""
+    """Answer "M N K SECONDS [CPU]" lines on stdin with the int8 GOPS of
+    MatMulInteger over a window of that length (median per call), run on
+    that CPU when one is given (>= 0), so that a caller can alternate short
+    windows of Corvid and ONNX Runtime on one CPU and both see the same state
+    of a shared machine (kernels' BenchmarkVsORT)."""
+    import os
     import sys
 
     rng = np.random.default_rng(0)
     sessions = {}
     for line in sys.stdin:
-        m, n, k, seconds = line.split()
+        m, n, k, seconds, *cpu = line.split()
         m, n, k, seconds = int(m), int(n), int(k), float(seconds)
+        if cpu and int(cpu[0]) >= 0 and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, {int(cpu[0])})
         if (m, n, k) not in sessions:
             sessions[(m, n, k)] = (session(matmul_integer(k, n, rng)), {"a": rng.integers(0, 256, (m, k), dtype=np.uint8)})
         sess, feeds = sessions[(m, n, k)]
