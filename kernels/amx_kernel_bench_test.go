@@ -4,7 +4,6 @@ package kernels
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -46,17 +45,7 @@ func BenchmarkAMXOrder(b *testing.B) {
 	for _, s := range [][3]int{{40, 768, 768}, {128, 768, 768}, {64, 1024, 1024}, {1024, 1024, 1024}} {
 		m, n, k := s[0], s[1], s[2]
 		b.Run(fmt.Sprintf("M=%d_N=%d_K=%d", m, n, k), func(b *testing.B) {
-			r := rand.New(rand.NewPCG(1, 2))
-			a := make([]uint8, m*k)
-			for i := range a {
-				a[i] = uint8(r.UintN(256))
-			}
-			w := make([]int8, k*n)
-			for i := range w {
-				w[i] = int8(r.UintN(256))
-			}
-			pb := PackB(w, k, n)
-			c := make([]int32, m*n)
+			a, pb, c := gemmBenchOperands(m, n, k)
 			ops := 2 * float64(m*n*k)
 			var pair, panel []float64
 			for range 25 {

@@ -82,17 +82,7 @@ func BenchmarkGemmAVX2Paths(b *testing.B) {
 				defer SetTier(prev)
 				defer path.set()()
 				defer SetParallelism(SetParallelism(1))
-				r := newTestRand(1)
-				a := make([]uint8, m*k)
-				for i := range a {
-					a[i] = uint8(r.UintN(256))
-				}
-				w := make([]int8, k*n)
-				for i := range w {
-					w[i] = int8(r.UintN(256))
-				}
-				pb := PackB(w, k, n)
-				c := make([]int32, m*n)
+				a, pb, c := gemmBenchOperands(m, n, k)
 				GemmU8S8(m, a, k, 128, pb, c, n)
 				gemmBenchOps(b, float64(m)*float64(n)*float64(k), peakAVX2GOPS, func() {
 					GemmU8S8(m, a, k, 128, pb, c, n)

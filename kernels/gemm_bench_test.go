@@ -83,6 +83,21 @@ var gemmBenchShapes = [][3]int{ // M, N, K
 	{1024, 1024, 1024},
 }
 
+// gemmBenchOperands returns a random A (m x k), B (k x n) packed, and C,
+// the same for every run.
+func gemmBenchOperands(m, n, k int) (a []uint8, pb *PackedB, c []int32) {
+	r := rand.New(rand.NewPCG(1, 2))
+	a = make([]uint8, m*k)
+	for i := range a {
+		a[i] = uint8(r.UintN(256))
+	}
+	w := make([]int8, k*n)
+	for i := range w {
+		w[i] = int8(r.UintN(256))
+	}
+	return a, PackB(w, k, n), make([]int32, m*n)
+}
+
 // BenchmarkGemmU8S8 runs the PERF.md shapes on every tier, on 1 and 2 cores
 // (SetParallelism; the generic tier on 1), B packed once and warm; it
 // reports GOPS (2*M*N*K per call) and the share of the tier's measured peak
@@ -105,17 +120,7 @@ func BenchmarkGemmU8S8(b *testing.B) {
 					}
 					defer SetTier(prev)
 					defer SetParallelism(SetParallelism(threads))
-					r := rand.New(rand.NewPCG(1, 2))
-					a := make([]uint8, m*k)
-					for i := range a {
-						a[i] = uint8(r.UintN(256))
-					}
-					w := make([]int8, k*n)
-					for i := range w {
-						w[i] = int8(r.UintN(256))
-					}
-					pb := PackB(w, k, n)
-					c := make([]int32, m*n)
+					a, pb, c := gemmBenchOperands(m, n, k)
 					GemmU8S8(m, a, k, 128, pb, c, n)
 					gemmBenchOpsN(b, float64(m)*float64(n)*float64(k), tierPeak(tier), threads, func() {
 						GemmU8S8(m, a, k, 128, pb, c, n)

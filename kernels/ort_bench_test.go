@@ -3,7 +3,6 @@ package kernels
 import (
 	"bufio"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,17 +62,7 @@ func BenchmarkVsORT(b *testing.B) {
 		b.Run(fmt.Sprintf("%v/M=%d_N=%d_K=%d", Active(), m, n, k), func(b *testing.B) {
 			cpu, undo := pinThread(b)
 			defer undo()
-			r := rand.New(rand.NewPCG(1, 2))
-			a := make([]uint8, m*k)
-			for i := range a {
-				a[i] = uint8(r.IntN(256))
-			}
-			w := make([]int8, k*n)
-			for i := range w {
-				w[i] = int8(r.IntN(256) - 128)
-			}
-			pb := PackB(w, k, n)
-			c := make([]int32, m*n)
+			a, pb, c := gemmBenchOperands(m, n, k)
 			ops := 2 * float64(m*n*k)
 			var mine, theirs []float64
 			for range rounds {

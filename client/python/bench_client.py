@@ -36,6 +36,7 @@ import subprocess
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 
 import grpc
 import numpy as np
@@ -44,6 +45,23 @@ import corvid
 from corvid.v1 import inference_pb2, inference_pb2_grpc
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def warm_calls(client: corvid.Client, channel: grpc.Channel, x: np.ndarray) -> dict[str, Callable[[], object]]:
+    """Predict of x through the SDK ("sdk") and through the bare generated
+    stub with the request encoded once ("stub"), each warmed up with 300
+    calls."""
+    stub = inference_pb2_grpc.InferenceServiceStub(channel)
+    req = inference_pb2.PredictRequest(model="digits", inputs={"input": corvid.to_tensor(x)})
+    inputs = {"input": x}
+    calls: dict[str, Callable[[], object]] = {
+        "sdk": lambda: client.predict("digits", inputs),
+        "stub": lambda: stub.Predict(req, timeout=10),
+    }
+    for call in calls.values():
+        for _ in range(300):
+            call()
+    return calls
 
 
 def _ports(n: int) -> list[int]:
@@ -96,16 +114,7 @@ def run(target: str, n: int, seconds: float, threads: int) -> dict[str, float]:
     x = rows[:1]
     figures: dict[str, float] = {}
     with corvid.Client(target, timeout=10) as client, grpc.insecure_channel(target) as channel:
-        stub = inference_pb2_grpc.InferenceServiceStub(channel)
-        req = inference_pb2.PredictRequest(model="digits", inputs={"input": corvid.to_tensor(x)})
-        inputs = {"input": x}
-        calls = {
-            "sdk": lambda: client.predict("digits", inputs),
-            "stub": lambda: stub.Predict(req, timeout=10),
-        }
-        for call in calls.values():
-            for _ in range(300):
-                call()
+        calls = warm_calls(client, channel, x)
         # The two alternate in chunks, so that load from elsewhere on the
         # machine hits both alike.
         lat: dict[str, list[float]] = {mode: [] for mode in calls}
@@ -183,16 +192,7 @@ def worker(target: str) -> None:
     x = np.array(data["inputs"][0], dtype=np.float32)[None, :]  # what the Go side sends
     client = corvid.Client(target, timeout=10)
     channel = grpc.insecure_channel(target)
-    stub = inference_pb2_grpc.InferenceServiceStub(channel)
-    req = inference_pb2.PredictRequest(model="digits", inputs={"input": corvid.to_tensor(x)})
-    inputs = {"input": x}
-    calls = {
-        "sdk": lambda: client.predict("digits", inputs),
-        "stub": lambda: stub.Predict(req, timeout=10),
-    }
-    for call in calls.values():
-        for _ in range(300):
-            call()
+    calls = warm_calls(client, channel, x)
     clock = time.perf_counter_ns
     print("ready", flush=True)
     for line in sys.stdin:
