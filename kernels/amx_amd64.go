@@ -114,70 +114,108 @@ func gemmTiles(m int, a []uint8, lda int, aZero uint8, pb *PackedB, c []int32, l
 	s := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(s)
 	bias := s.zeroPointBias(aZero, pb)
-	k, n, kp := pb.k, pb.n, pb.kp
+	mc := amxRowChunk(pb)
+	for ic := 0; ic < m; ic += mc {
+		ch := s.amxPack(a, lda, m, ic, mc, pb)
+		ch.panels(s, pb, bias, c, ldc)
+	}
+}
+
+// amxRowChunk is how many rows of A gemmTiles packs at a time: as many as
+// amxChunkBytes holds, a multiple of 32 (a pair of row tiles).
+func amxRowChunk(pb *PackedB) int {
+	return max(32, amxChunkBytes/(amxKChunks(pb.k)*1024)*16/32*32)
+}
+
+// amxKChunks is how many 64-byte chunks of K a packed row tile holds: K/64
+// and, when 64 does not divide K, a tail chunk.
+func amxKChunks(k int) int { return (k + 63) / 64 }
+
+// amxRows is a chunk of rows of A packed by amxPack: rows [i0, i0+rows) in
+// tiles row tiles of 16 (the last overlapping the one before when 16 does
+// not divide rows), each nk chunks and a tail one when tail is 1.
+type amxRows struct {
+	ap                    []uint8
+	i0, rows, tiles       int
+	nk, tail, ws, tstride int
+}
+
+// amxPack packs rows [ic, min(ic+mc, m)) of A, or, when fewer than 16 are
+// left, the last min(16, m) rows (overlapping the chunk before).
+func (s *scratch) amxPack(a []uint8, lda, m, ic, mc int, pb *PackedB) amxRows {
+	k, kp := pb.k, pb.kp
 	nk := k / 64
-	kfull := nk * 64
 	// The K tail (k % 64 values) is one more chunk, zero but for
-	// A[i][kfull:k], placed to meet the panel's last 16 k-quads: those start
-	// at ws = kp-64 >= 0, and ws <= kfull since kp <= kfull+64. (A tile
-	// from quad kfull/4 would read past the panel.)
+	// A[i][64nk:k], placed to meet the panel's last 16 k-quads: those start
+	// at ws = kp-64 >= 0, and ws <= 64nk since kp <= 64nk+64. (A tile from
+	// quad 16nk would read past the panel.)
 	tail, ws := 0, kp-64
-	if kfull < k {
+	if nk*64 < k {
 		tail = 1
 	}
-	tstride := (nk + tail) * 1024
-	pstride := kp * panelN
+	i0 := max(min(ic, m-16), 0)
+	rows := min(ic+mc, m) - i0
+	tiles := (rows + 15) / 16
+	return amxRows{
+		ap: s.amxPackA(a[i0*lda:], lda, rows, tiles, k, nk, tail, ws),
+		i0: i0, rows: rows, tiles: tiles,
+		nk: nk, tail: tail, ws: ws, tstride: (nk + tail) * 1024,
+	}
+}
+
+// panels sets rows [r.i0, r.i0+r.rows) of C (row stride ldc) to
+// bias + A·B over every column of pb (a PackedB or a view of one), bias
+// holding pb's columns; s.tile holds the last panel's when 64 does not
+// divide pb.n.
+func (r *amxRows) panels(s *scratch, pb *PackedB, bias []int32, c []int32, ldc int) {
+	n, nk, tail, ws, tstride, tiles, rows := pb.n, r.nk, r.tail, r.ws, r.tstride, r.tiles, r.rows
+	pstride := pb.kp * panelN
 	full := n / panelN
-	mc := max(32, amxChunkBytes/tstride*16/32*32)
-	for ic := 0; ic < m; ic += mc {
-		i0 := max(min(ic, m-16), 0) // a short last chunk overlaps the one before
-		rows := min(ic+mc, m) - i0
-		tiles := (rows + 15) / 16
-		ap := s.amxPackA(a[i0*lda:], lda, rows, tiles, k, nk, tail, ws)
-		tlast2, tlast, mlast := max(tiles-2, 0), tiles-1, max(rows-16, 0)
-		cfg := &amxCfgs[min(rows, 16)][0]
-		panels := func(b *int8, np int, c *int32, ldc int, bias *int32) {
-			if tiles == 1 {
-				amxRow(&ap[0], b, pstride, nk, tail, ws*64, np, c, ldc, bias, &amxRowCfgs[min(rows, 16)][0])
-				return
-			}
-			if nk+tail > amxPairKChunks || np > amxPairPanels || !amxPairOrder {
-				amxPanels(&ap[0], tstride, tlast2, tlast, mlast, b, pstride, nk, tail, ws*64, np, c, ldc, bias, cfg, pstride)
-				return
-			}
-			// Each pair of tiles meets every panel before the next pair
-			// starts. With an odd count, tile tiles-3 goes alone through
-			// amxRow, so that the last pair holds the overlap of the last
-			// tile with the one before (stored twice, with equal values).
-			lone := -1
-			if tiles%2 == 1 {
-				lone = tiles - 3
-			}
-			for t := 0; t < tiles; {
-				if t == lone {
-					amxRow(&ap[t*tstride], b, pstride, nk, tail, ws*64, np, (*int32)(unsafe.Add(unsafe.Pointer(c), 4*16*t*ldc)), ldc, bias, &amxRowCfgs[16][0])
-					t++
-					continue
-				}
-				pfl := 0 // the first pair streams B, prefetching; the rest find it in L2
-				if t == 0 {
-					pfl = pstride
-				}
-				r0 := min(16*t, mlast)
-				amxPanels(&ap[t*tstride], tstride, 0, 1, min(16*t+16, mlast)-r0, b, pstride, nk, tail, ws*64, np, (*int32)(unsafe.Add(unsafe.Pointer(c), 4*r0*ldc)), ldc, bias, cfg, pfl)
-				t += 2
-			}
+	ap := r.ap
+	tlast2, tlast, mlast := max(tiles-2, 0), tiles-1, max(rows-16, 0)
+	cfg := &amxCfgs[min(rows, 16)][0]
+	run := func(b *int8, np int, c *int32, ldc int, bias *int32) {
+		if tiles == 1 {
+			amxRow(&ap[0], b, pstride, nk, tail, ws*64, np, c, ldc, bias, &amxRowCfgs[min(rows, 16)][0])
+			return
 		}
-		if full > 0 {
-			panels(&pb.data[0], full, &c[i0*ldc], ldc, &bias[0])
+		if nk+tail > amxPairKChunks || np > amxPairPanels || !amxPairOrder {
+			amxPanels(&ap[0], tstride, tlast2, tlast, mlast, b, pstride, nk, tail, ws*64, np, c, ldc, bias, cfg, pstride)
+			return
 		}
-		if cols := n - full*panelN; cols > 0 {
-			j0 := full * panelN
-			s.tile = grow(s.tile, rows*panelN)
-			panels(&pb.data[full*pstride], 1, &s.tile[0], panelN, &bias[j0])
-			for r := range rows {
-				copy(c[(i0+r)*ldc+j0:][:cols], s.tile[r*panelN:])
+		// Each pair of tiles meets every panel before the next pair
+		// starts. With an odd count, tile tiles-3 goes alone through
+		// amxRow, so that the last pair holds the overlap of the last tile
+		// with the one before (stored twice, with equal values).
+		lone := -1
+		if tiles%2 == 1 {
+			lone = tiles - 3
+		}
+		for t := 0; t < tiles; {
+			if t == lone {
+				amxRow(&ap[t*tstride], b, pstride, nk, tail, ws*64, np, (*int32)(unsafe.Add(unsafe.Pointer(c), 4*16*t*ldc)), ldc, bias, &amxRowCfgs[16][0])
+				t++
+				continue
 			}
+			pfl := 0 // the first pair streams B, prefetching; the rest find it in L2
+			if t == 0 {
+				pfl = pstride
+			}
+			r0 := min(16*t, mlast)
+			amxPanels(&ap[t*tstride], tstride, 0, 1, min(16*t+16, mlast)-r0, b, pstride, nk, tail, ws*64, np, (*int32)(unsafe.Add(unsafe.Pointer(c), 4*r0*ldc)), ldc, bias, cfg, pfl)
+			t += 2
+		}
+	}
+	i0 := r.i0
+	if full > 0 {
+		run(&pb.data[0], full, &c[i0*ldc], ldc, &bias[0])
+	}
+	if cols := n - full*panelN; cols > 0 {
+		j0 := full * panelN
+		s.tile = grow(s.tile, rows*panelN)
+		run(&pb.data[full*pstride], 1, &s.tile[0], panelN, &bias[j0])
+		for r := range rows {
+			copy(c[(i0+r)*ldc+j0:][:cols], s.tile[r*panelN:])
 		}
 	}
 }

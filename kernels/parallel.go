@@ -7,9 +7,12 @@ package kernels
 //   - int8: for M < parRowSplitM along N, in whole 64-column panels of the
 //     packed B, when there are at least two per core (each core then streams
 //     only its share of the weights: what memory-bound small M needs), else
-//     along M in whole 6-row blocks; each share calls gemmU8S8 (the tier
-//     dispatcher, whatever tier is active) on a view of its columns
-//     (PackedB.colView) or on its rows.
+//     along M in whole blocks of rows (6, the VNNI micro-tile; 16, a row
+//     tile, on AMX, which also splits along M when B fits in L2, see
+//     preferRows); each share calls gemmU8S8 (the tier dispatcher, whatever
+//     tier is active) on a view of its columns (PackedB.colView) or on its
+//     rows. On AMX a column share packs A once per core and job, not once
+//     per chunk (runColsAMX).
 //   - fp32: SgemmPacked likewise, in whole micro-panels (nr columns) or
 //     micro-tiles (mr rows). Sgemm splits along N only: its path (GEMV, dot
 //     products, blocked) depends on M, and with it the rounding.
@@ -29,6 +32,18 @@ const parRowSplitM = 256
 // more than one, so that a core the OS takes away for a while is made up
 // for by the others.
 const parChunksPerPart = 2
+
+// tierParWeight is how many times faster than the VNNI kernels tier t's
+// GEMM runs, by which it needs more work for another core to pay: the
+// hand-off costs the same time whatever the tier. The tiles run the
+// 768^2 shapes 2-4x faster (BenchmarkGemmU8S8); 8 x 768^2 on them (under
+// 10 us on one core) measured 0.7-1.05x on two cores, 32 x 768^2 1.0-1.3x.
+func tierParWeight(t Tier) float64 {
+	if t == AMX {
+		return 4
+	}
+	return 1
+}
 
 // parParts returns how many cores a GEMM of macs multiply-accumulates should
 // use: at most Parallelism, at least parMinMACs each.
@@ -57,8 +72,11 @@ type u8Job struct {
 	ldc    int
 	byCols bool
 	units  int // panels or row blocks
+	rows   int // rows per block
 	chunks int
 	views  []*PackedB // one per participant
+	amx    []amxShare // one per participant
+	id     uint64     // counts the jobs, for amxShare
 }
 
 func (j *u8Job) run(p, i int) {
@@ -67,17 +85,19 @@ func (j *u8Job) run(p, i int) {
 		return
 	}
 	if !j.byCols {
-		r0, r1 := lo*vnniRows, min(hi*vnniRows, j.m)
+		r0, r1 := lo*j.rows, min(hi*j.rows, j.m)
 		gemmU8S8(j.t, r1-r0, j.a[r0*j.lda:], j.lda, j.aZero, j.pb, j.c[r0*j.ldc:], j.ldc)
 		return
 	}
 	v := j.views[p]
 	j.pb.colView(v, lo*panelN, min(hi*panelN, j.pb.n))
+	if j.runColsAMX(p, lo*panelN, v) {
+		return
+	}
 	gemmU8S8(j.t, j.m, j.a, j.lda, j.aZero, v, j.c[lo*panelN:], j.ldc)
 }
 
-// vnniRows is the row granularity of a split along M: the VNNI micro-tile
-// height, a multiple of the AVX2 one.
+// vnniRows is the VNNI micro-tile height, a multiple of the AVX2 one.
 const vnniRows = 6
 
 // newColView returns a PackedB for colView to fill.
@@ -99,10 +119,11 @@ func (p *PackedB) colView(v *PackedB, j0, j1 int) {
 // gemmU8S8Par is gemmU8S8 split over the pool when the GEMM is large enough
 // and the pool is free; otherwise it runs on the caller alone.
 func gemmU8S8Par(t Tier, m int, a []uint8, lda int, aZero uint8, pb *PackedB, c []int32, ldc int) {
-	parts := parParts(float64(m) * float64(pb.n) * float64(pb.k))
+	parts := parParts(float64(m) * float64(pb.n) * float64(pb.k) / tierParWeight(t))
 	panels := pb.np / panelN
-	blocks := (m + vnniRows - 1) / vnniRows
-	byCols := (m < parRowSplitM && panels >= 2*parts) || panels >= blocks
+	ru := rowUnit(t)
+	blocks := (m + ru - 1) / ru
+	byCols := ((m < parRowSplitM && panels >= 2*parts) || panels >= blocks) && !preferRows(t, m, pb, parts)
 	units := blocks
 	if byCols {
 		units = panels
@@ -119,10 +140,13 @@ func gemmU8S8Par(t Tier, m int, a []uint8, lda int, aZero uint8, pb *PackedB, c 
 	}
 	j := &pool.u8
 	*j = u8Job{t: t, m: m, a: a, lda: lda, aZero: aZero, pb: pb, c: c, ldc: ldc,
-		byCols: byCols, units: units, chunks: min(units, parts*parChunksPerPart),
-		views: j.views}
+		byCols: byCols, units: units, rows: ru, chunks: min(units, parts*parChunksPerPart),
+		views: j.views, amx: j.amx, id: j.id + 1}
 	for len(j.views) < parts {
 		j.views = append(j.views, newColView())
+	}
+	for len(j.amx) < parts {
+		j.amx = append(j.amx, amxShare{})
 	}
 	pool.runJob(ws, j, j.chunks)
 	// Keep nothing of the caller's alive.

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 )
 
 // withParallel runs f with threads cores per GEMM and every GEMM of at least
@@ -57,8 +58,12 @@ func TestGemmU8S8ParallelLarge(t *testing.T) {
 		withParallel(2, parMinMACs, func() {
 			r := rand.New(rand.NewPCG(4, uint64(Active())))
 			jobs0 := pool.jobs.Load()
-			// Along N; along M (one panel); along M (M >= parRowSplitM).
-			for _, s := range [][3]int{{1, 1000, 1100}, {8, 777, 700}, {130, 200, 255}, {300, 64, 200}, {parRowSplitM + 7, 300, 70}} {
+			// Along N; along M (one panel); along M (M >= parRowSplitM);
+			// large enough for the AMX tier to split: along N, B over
+			// amxRowSplitB (A packed once per core, with and without a K
+			// tail, one row tile and an odd count of them), and along M.
+			for _, s := range [][3]int{{1, 1000, 1100}, {8, 777, 700}, {130, 200, 255}, {300, 64, 200}, {parRowSplitM + 7, 300, 70},
+				{16, 3000, 1100}, {40, 2100, 700}, {45, 1500, 1024}, {70, 1000, 300}} {
 				gemmRandCase(r, s[0], s[1], s[2]).check(t)
 			}
 			if pool.jobs.Load() == jobs0 {
@@ -288,8 +293,9 @@ func TestSetParallelism(t *testing.T) {
 	}
 }
 
-// TestPoolBackoff checks that GEMMs no worker joins make the next ones skip
-// the pool, for a bounded number of calls, and that the pool is tried again.
+// TestPoolBackoff checks the back-off: which jobs count as misses, that a
+// lone miss is forgiven, that GEMMs then skip the pool for 2, 4, ...
+// maxSkip calls, and that the pool is tried again after them.
 func TestPoolBackoff(t *testing.T) {
 	defer SetParallelism(SetParallelism(2))
 	pool.resetBackoff()
@@ -297,19 +303,60 @@ func TestPoolBackoff(t *testing.T) {
 	if !ok {
 		t.Fatal("pool busy at start")
 	}
-	pool.missed = 0
-	// A job with no chunks, whose worker the caller cancels at once unless
-	// it is already polling: repeat until it was late.
-	for range 1000 {
-		pool.runJob(ws, (*u8Job)(nil), 0)
-		if pool.missed > 0 {
-			break
+	defer pool.resetBackoff()
+	const us = time.Microsecond
+	for _, c := range []struct {
+		name            string
+		hot, cancelled  int
+		share, waited   time.Duration
+		miss, unchanged bool
+	}{
+		{"polling worker never came", 1, 1, 10 * us, 0, true, false},
+		{"caller waited longer than its share", 1, 0, 10 * us, 11 * us, true, false},
+		{"woken worker, waited longer than its share", 0, 0, 10 * us, 11 * us, true, false},
+		{"one of two polling workers came", 2, 1, 10 * us, 2 * us, false, false},
+		{"polling worker came, short wait", 1, 0, 10 * us, 5 * us, false, false},
+		{"woken worker late, short wait", 0, 0, 10 * us, 5 * us, false, true},
+	} {
+		for _, before := range []int{0, 1, 5} {
+			pool.missed = before
+			pool.skip.Store(0)
+			pool.judge(c.hot, c.cancelled, c.share, c.waited)
+			want, wantSkip := 0, 0
+			switch {
+			case c.unchanged:
+				want = before
+			case c.miss:
+				want = before + 1
+				if want >= 2 {
+					wantSkip = min(1<<(want-1), maxSkip)
+				}
+			}
+			if pool.missed != want || int(pool.skip.Load()) != wantSkip {
+				t.Errorf("%s, after %d misses: missed %d, skip %d; want %d, %d", c.name, before, pool.missed, pool.skip.Load(), want, wantSkip)
+			}
 		}
 	}
-	missed := pool.missed
+	pool.missed = 16
+	pool.judge(1, 1, 0, 0)
+	if got := pool.skip.Load(); got != maxSkip {
+		t.Errorf("after many misses: skip %d, want maxSkip %d", got, maxSkip)
+	}
+
+	// A real job the worker is cancelled from (no chunks) goes through judge.
+	pool.missed = 1
+	pool.skip.Store(0)
+	for range 1000 {
+		pool.runJob(ws, (*u8Job)(nil), 0)
+		if pool.skip.Load() != 0 {
+			break
+		}
+		pool.missed = 1
+	}
+	skip := int(pool.skip.Load())
 	pool.release()
-	if missed == 0 {
-		t.Skip("the worker always came in time")
+	if skip == 0 {
+		t.Skip("the worker always joined an empty job in time: no miss to back off from")
 	}
 	skips := 0
 	for skips <= maxSkip {
@@ -319,7 +366,7 @@ func TestPoolBackoff(t *testing.T) {
 		}
 		skips++
 	}
-	if want := min(1<<missed, maxSkip); skips != want {
-		t.Errorf("after %d missed jobs: %d GEMMs skipped the pool, want %d", missed, skips, want)
+	if skips != skip {
+		t.Errorf("%d GEMMs skipped the pool, want %d", skips, skip)
 	}
 }

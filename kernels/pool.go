@@ -18,12 +18,25 @@ import (
 // another caller holds it, runs its GEMM alone on its own core: it never
 // queues behind another caller. The caller always computes a share itself.
 //
+// Each participant owns a contiguous range of a job's chunks: it runs its
+// own from the front, then takes what is left of the others' from the back.
+// A participant so computes the same columns (or rows) of every GEMM of a
+// given shape, and its share of B and C stays in its core's cache; with a
+// shared counter instead, chunks moved between cores from one call to the
+// next, and 128 x 768^2 on two cores ran at 1.5-1.8x one core, not 1.9x
+// (BenchmarkParallelScaling, avx512vnni).
+//
 // Workers poll for workerSpin after each job, so that the next GEMM of a
-// model's forward pass finds them awake, then park on a channel. A caller
-// that runs out of chunks before a worker has joined cancels it rather than
-// wait; when no worker joined, or one held the caller up, the next GEMMs (2,
-// 4, ... up to maxSkip) leave the pool alone: on a machine whose other cores
-// are busy with other work, a GEMM costs about what it costs on one core.
+// model's forward pass finds them awake, then park on a channel; while
+// polling they yield now and then, so that other goroutines waiting for
+// their P still run. A caller that runs out of chunks before a worker has
+// joined cancels it rather than wait. A parked worker, once woken, takes
+// tens of microseconds to run (about 60 us here): that it comes late
+// says nothing about its core. When a polling worker does not come, or the
+// caller waits for the workers longer than its own share took, twice in a
+// row, the next GEMMs (2, 4, ... up to maxSkip) leave the pool alone: on a
+// machine whose other cores are busy with other work, a GEMM costs about
+// what it costs on one core.
 
 // kernelThreadsEnv overrides the default parallelism (GOMAXPROCS at first use).
 const kernelThreadsEnv = "CORVID_KERNEL_THREADS"
@@ -78,11 +91,15 @@ func SetParallelism(n int) (prev int) {
 }
 
 // workerSpin is how long an idle worker polls for the next job before it
-// parks; callerSpin how long a caller that has finished its share polls for
-// the workers still running theirs before it blocks. Both are short: on a
-// busy machine a poller takes the CPU from the thread it waits for.
+// parks: long enough to bridge the gaps between the GEMMs of a forward pass
+// and a GEMM that ran alone (with 20 us, one job in ten on back-to-back
+// 768^2 GEMMs found its worker parked; with 100 us, one in seventy).
+// callerSpin is the least time a caller that has finished its share polls
+// for the workers still running theirs before it blocks: it polls for as
+// long as its share took, since blocking hands its wake-up to the worker's
+// P, which runs it only once that worker parks.
 const (
-	workerSpin = 20 * time.Microsecond
+	workerSpin = 100 * time.Microsecond
 	callerSpin = 20 * time.Microsecond
 )
 
@@ -116,6 +133,8 @@ type worker struct {
 	state    atomic.Int32
 	gen      atomic.Uint64 // bumped by the caller for each job
 	sleeping atomic.Bool   // parked on wake; whoever clears it owns the wake-up
+	waking   atomic.Bool   // sent a wake-up it has not yet taken
+	cold     bool          // parked or waking when given the current job (caller's)
 	wake     chan struct{}
 }
 
@@ -127,10 +146,10 @@ type workerPool struct {
 
 	// The job, valid while busy is held.
 	job     parJob
-	chunks  int64
-	next    atomic.Int64 // next chunk to take
-	pending atomic.Int32 // assigned workers neither finished nor cancelled
-	waiting atomic.Bool  // the caller is blocked on done
+	parts   int32                        // the caller and the workers assigned
+	ranges  atomic.Pointer[[]chunkRange] // per participant, the caller's first
+	pending atomic.Int32                 // assigned workers neither finished nor cancelled
+	waiting atomic.Bool                  // the caller is blocked on done
 	done    chan struct{}
 	jobs    atomic.Uint64 // jobs run, for tests
 
@@ -171,6 +190,8 @@ func (p *workerPool) acquire(want int) ([]*worker, bool) {
 			go p.loop(w)
 		}
 		p.workers.Store(&grown)
+		rs := make([]chunkRange, len(grown)+1)
+		p.ranges.Store(&rs)
 		ws = &grown
 		p.mu.Unlock()
 	}
@@ -181,15 +202,26 @@ func (p *workerPool) acquire(want int) ([]*worker, bool) {
 // workers ws join in time, and returns when every chunk is done. The caller
 // must hold the pool (acquire) and release it afterwards.
 func (p *workerPool) runJob(ws []*worker, job parJob, chunks int) {
-	p.job, p.chunks = job, int64(chunks)
-	p.next.Store(0)
+	p.job, p.parts = job, int32(len(ws)+1)
+	rs := *p.ranges.Load()
+	for i := range len(ws) + 1 {
+		lo, hi := span(i, len(ws)+1, chunks)
+		rs[i].set(lo, hi)
+	}
 	p.pending.Store(int32(len(ws)))
 	p.jobs.Add(1)
+	hot := 0 // workers already polling: they should join at once
 	for _, w := range ws {
 		w.state.Store(workerAssigned)
 		w.gen.Add(1)
+		w.cold = w.waking.Load()
 		if w.sleeping.CompareAndSwap(true, false) {
+			w.cold = true
+			w.waking.Store(true)
 			w.wake <- struct{}{}
+		}
+		if !w.cold {
+			hot++
 		}
 	}
 	t0 := time.Now()
@@ -199,20 +231,34 @@ func (p *workerPool) runJob(ws []*worker, job parJob, chunks int) {
 	for _, w := range ws {
 		if w.state.CompareAndSwap(workerAssigned, workerIdle) {
 			p.pending.Add(-1)
-			cancelled++
+			if !w.cold {
+				cancelled++
+			}
 		}
 	}
-	p.wait()
+	p.wait(max(callerSpin, t1.Sub(t0)))
 	p.job = nil
-	if cancelled == len(ws) || time.Since(t1) > t1.Sub(t0)/2 {
-		// No worker came in time, or the caller waited for one longer
-		// than half its own share took: their cores are busy with other
-		// work (an OS time slice lasts milliseconds), or waking them
-		// takes longer than this GEMM. Leave them be for the next 2, 4,
-		// ... maxSkip GEMMs.
+	p.judge(hot, cancelled, t1.Sub(t0), time.Since(t1))
+}
+
+// judge updates the back-off after a job: hot of its workers were polling
+// when it came (the others had to be woken), cancelled of those hot ones
+// never joined; the caller's own chunks took share, then it waited for the
+// workers. The split did not pay when no polling worker came, or when the
+// caller waited longer than its share took (about the GEMM's time on one
+// core). A woken worker may join late without its core being busy; one
+// that was polling and did not come has lost its core to other work (an OS
+// time slice lasts milliseconds). After two such jobs in a row (one can be
+// a hiccup of a shared machine), the next 2, 4, ... maxSkip GEMMs leave the
+// workers be.
+func (p *workerPool) judge(hot, cancelled int, share, waited time.Duration) {
+	switch {
+	case hot > 0 && cancelled == hot, waited > share:
 		p.missed = min(p.missed+1, 16)
-		p.skip.Store(int32(min(1<<p.missed, maxSkip)))
-	} else {
+		if p.missed >= 2 {
+			p.skip.Store(int32(min(1<<(p.missed-1), maxSkip)))
+		}
+	case hot > 0:
 		p.missed = 0
 	}
 }
@@ -223,23 +269,63 @@ func (p *workerPool) resetBackoff() { p.skip.Store(0) }
 // release gives the pool back after runJob.
 func (p *workerPool) release() { p.busy.Store(false) }
 
-// work takes chunks until none are left.
-func (p *workerPool) work(job parJob, part int) {
+// chunkRange is the chunks [lo, hi) a participant has yet to run, packed
+// as lo<<32 | hi, on a cache line of its own.
+type chunkRange struct {
+	r atomic.Uint64
+	_ [56]byte
+}
+
+func (c *chunkRange) set(lo, hi int) { c.r.Store(uint64(lo)<<32 | uint64(hi)) }
+
+// take removes the first chunk (front) or the last one and returns it, or
+// -1 if none is left.
+func (c *chunkRange) take(front bool) int {
 	for {
-		i := p.next.Add(1) - 1
-		if i >= p.chunks {
+		r := c.r.Load()
+		lo, hi := int(r>>32), int(uint32(r))
+		if lo >= hi {
+			return -1
+		}
+		i := hi - 1
+		if front {
+			i = lo
+			lo++
+		} else {
+			hi--
+		}
+		if c.r.CompareAndSwap(r, uint64(lo)<<32|uint64(hi)) {
+			return i
+		}
+	}
+}
+
+// work runs chunks until none are left: first participant part's own, in
+// order, then, from the back, those of participants that have not come or
+// fall behind. Each participant so runs the same columns (or rows) of
+// every GEMM of a given shape, whose share of the weights then stays in its
+// core's cache, and the others take over only at the edge of its range.
+func (p *workerPool) work(job parJob, part int) {
+	rs := *p.ranges.Load()
+	n := int(p.parts)
+	for {
+		i := rs[part].take(true)
+		for q := 1; i < 0 && q < n; q++ {
+			i = rs[(part+q)%n].take(false)
+		}
+		if i < 0 {
 			return
 		}
-		job.run(part, int(i))
+		job.run(part, i)
 	}
 }
 
 // wait returns when no worker is running the job: it polls for up to
-// callerSpin, then blocks.
-func (p *workerPool) wait() {
+// spin, then blocks.
+func (p *workerPool) wait(spin time.Duration) {
 	start := time.Now()
 	for i := 0; p.pending.Load() != 0; i++ {
-		if i%64 == 63 && time.Since(start) > callerSpin {
+		if i%64 == 63 && time.Since(start) > spin {
 			p.waiting.Store(true)
 			if p.pending.Load() == 0 {
 				if p.waiting.CompareAndSwap(true, false) {
@@ -259,7 +345,13 @@ func (p *workerPool) loop(w *worker) {
 		// Wait for the next job: poll, then park.
 		start := time.Now()
 		for i := 0; w.gen.Load() == seen; i++ {
-			if i%64 != 63 || time.Since(start) < workerSpin {
+			if i%64 != 63 {
+				continue
+			}
+			if time.Since(start) < workerSpin {
+				if i%1024 == 1023 {
+					runtime.Gosched() // every microsecond or so
+				}
 				continue
 			}
 			w.sleeping.Store(true)
@@ -267,6 +359,7 @@ func (p *workerPool) loop(w *worker) {
 				break // a job came before the caller saw us asleep
 			}
 			<-w.wake
+			w.waking.Store(false)
 			break
 		}
 		seen = w.gen.Load()

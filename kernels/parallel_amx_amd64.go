@@ -1,0 +1,54 @@
+//go:build amd64 && !purego
+
+package kernels
+
+// amxShare is one participant's state in parallel AMX GEMMs split along N:
+// A packed and the zero-point bias of every column, made once per GEMM by
+// each participant rather than once per chunk (packing 128 x 768 bytes of
+// A takes about as long as a 64-column panel of that GEMM computes).
+type amxShare struct {
+	job  uint64 // the u8Job.id the packing is for
+	s    scratch
+	rows amxRows
+}
+
+// runColsAMX computes participant p's columns [j0, j0+v.n) of j, v their
+// view of j.pb, on the tiles with A packed once per participant, and
+// reports true; or reports false if j does not take the tiles, or A is too
+// large to pack whole (gemmU8S8 then packs per chunk, as serially).
+func (j *u8Job) runColsAMX(p, j0 int, v *PackedB) bool {
+	if j.t != AMX || j.m < amxMinM || j.pb.k < amxMinK || j.m > amxRowChunk(j.pb) {
+		return false
+	}
+	sh := &j.amx[p]
+	if sh.job != j.id {
+		sh.s.zeroPointBias(j.aZero, j.pb)
+		sh.rows = sh.s.amxPack(j.a, j.lda, j.m, 0, j.m, j.pb)
+		sh.job = j.id
+	}
+	sh.rows.panels(&sh.s, v, sh.s.bias[j0:], j.c[j0:], j.ldc)
+	return true
+}
+
+// rowUnit is the row granularity of a split along M for tier t: a row tile
+// on AMX, else the VNNI micro-tile height (a multiple of the AVX2 one).
+func rowUnit(t Tier) int {
+	if t == AMX {
+		return 16
+	}
+	return vnniRows
+}
+
+// amxRowSplitB is up to what size of packed B an AMX GEMM with a pair of
+// row tiles or more per core is split along M even when M is small: B then
+// stays in every core's L2, and each core packs only its own rows of A.
+// (Two cores over one on 32 x 768^2, one tile per core: 1.47-1.57x split
+// along N, 1.24-1.37x along M; on 128 x 768^2 the two were within the
+// host's noise, BenchmarkParallelScaling.)
+const amxRowSplitB = 1 << 20
+
+// preferRows reports whether a GEMM of m rows on tier t over pb should be
+// split along M over parts cores.
+func preferRows(t Tier, m int, pb *PackedB, parts int) bool {
+	return t == AMX && m >= 32*parts && pb.kp*pb.np <= amxRowSplitB
+}

@@ -1,0 +1,12 @@
+//go:build !amd64 || purego
+
+package kernels
+
+// amxShare is the AMX tier's per-participant state; there is none here.
+type amxShare struct{}
+
+func (j *u8Job) runColsAMX(int, int, *PackedB) bool { return false }
+
+func rowUnit(Tier) int { return vnniRows }
+
+func preferRows(Tier, int, *PackedB, int) bool { return false }

@@ -1,0 +1,171 @@
+package kernels
+
+import (
+	"fmt"
+	"runtime"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// windowVariant is one of the things windowRates compares: call is timed;
+// background, if set, runs on another goroutine, locked to its OS thread,
+// for the whole window until stop is closed, and copies is how many calls'
+// work one timed call stands for (2 when background runs calls of the same
+// size alongside).
+type windowVariant struct {
+	call       func()
+	background func(stop <-chan struct{})
+	copies     float64
+}
+
+// windowRates runs the variants in turn, rounds times, each for a window of
+// at least window (and 3 calls), and returns, per variant, the median rate
+// of each of its windows in GOPS (ops per call times copies): neighbouring
+// windows of different variants see about the same state of a shared
+// machine.
+func windowRates(rounds int, window time.Duration, ops float64, variants ...windowVariant) [][]float64 {
+	rates := make([][]float64, len(variants))
+	var per []float64
+	for range rounds {
+		for v, f := range variants {
+			var stop chan struct{}
+			done := make(chan struct{})
+			if f.background != nil {
+				stop = make(chan struct{})
+				go func() {
+					runtime.LockOSThread()
+					defer runtime.UnlockOSThread()
+					f.background(stop)
+					close(done)
+				}()
+			}
+			per = per[:0]
+			for start := time.Now(); time.Since(start) < window || len(per) < 3; {
+				t0 := time.Now()
+				f.call()
+				per = append(per, max(f.copies, 1)*ops/time.Since(t0).Seconds()/1e9)
+			}
+			if stop != nil {
+				close(stop)
+				<-done
+			}
+			slices.Sort(per)
+			rates[v] = append(rates[v], per[len(per)/2])
+		}
+	}
+	return rates
+}
+
+// reportMedian reports the median of rates as unit.
+func reportMedian(b *testing.B, rates []float64, unit string) {
+	r := slices.Sorted(slices.Values(rates))
+	b.ReportMetric(r[len(r)/2], unit)
+}
+
+// reportRatio reports the median and quartiles of num[i]/den[i] (rates
+// of the same round) as name, name-q1 and name-q3.
+func reportRatio(b *testing.B, name string, num, den []float64) {
+	ratios := make([]float64, len(num))
+	for i := range ratios {
+		ratios[i] = num[i] / den[i]
+	}
+	slices.Sort(ratios)
+	b.ReportMetric(ratios[len(ratios)/2], name)
+	b.ReportMetric(ratios[len(ratios)/4], name+"-q1")
+	b.ReportMetric(ratios[len(ratios)*3/4], name+"-q3")
+}
+
+// BenchmarkParallelScaling compares GemmU8S8 on two cores with one, per
+// tier, in alternating windows of 20 ms (30 rounds), the timing goroutine
+// pinned to one CPU (on a shared host the vCPUs' rates differ, and change
+// within seconds). It reports the median per-window rates and the median
+// and quartiles, over rounds, of:
+//
+//   - ratio: two cores (the pool) over one (PERF.md's target: >= 1.8 for
+//     M >= 8);
+//   - split-ratio: the ideal split over one core: the first half of the
+//     columns on the timing goroutine and the second on a goroutine that
+//     does nothing else and polls for the next call, locked to its thread;
+//     what the pool would reach if its hand-off and balancing were free;
+//   - callers2-ratio: two independent one-core GEMMs at once over one: what
+//     the two cores give at that moment.
+//
+// It times itself: run it with -benchtime 1x.
+func BenchmarkParallelScaling(b *testing.B) {
+	for tier := AVX2; tier <= Best; tier++ {
+		for _, s := range gemmBenchShapes {
+			m, n, k := s[0], s[1], s[2]
+			if m < 8 {
+				continue
+			}
+			b.Run(fmt.Sprintf("%v/M=%d_N=%d_K=%d", tier, m, n, k), func(b *testing.B) {
+				prev, err := SetTier(tier)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer SetTier(prev)
+				defer SetParallelism(SetParallelism(1))
+				a, pb, c := gemmBenchOperands(m, n, k)
+				c2 := make([]int32, m*n)
+				call := func(threads int) windowVariant {
+					return windowVariant{call: func() {
+						SetParallelism(threads)
+						GemmU8S8(m, a, k, 128, pb, c, n)
+					}}
+				}
+				// The ideal split, at a panel boundary.
+				half := (pb.np / panelN / 2) * panelN
+				left, right := newColView(), newColView()
+				pb.colView(left, 0, half)
+				pb.colView(right, half, n)
+				var gen, done atomic.Int64
+				split := windowVariant{
+					call: func() {
+						g := gen.Add(1)
+						gemmU8S8(tier, m, a, k, 128, left, c, n)
+						for done.Load() != g {
+						}
+					},
+					background: func(stop <-chan struct{}) {
+						for seen := done.Load(); ; { // calls after done are to run
+							select {
+							case <-stop:
+								return
+							default:
+							}
+							if g := gen.Load(); g != seen {
+								seen = g
+								gemmU8S8(tier, m, a, k, 128, right, c[half:], n)
+								done.Store(g)
+							}
+						}
+					},
+				}
+				// A second, independent one-core GEMM of the same shape
+				// on the other core, all the while.
+				callers2 := call(1)
+				callers2.copies = 2
+				callers2.background = func(stop <-chan struct{}) {
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+							GemmU8S8(m, a, k, 128, pb, c2, n)
+						}
+					}
+				}
+				_, undo := pinThread(b)
+				defer undo()
+				rates := windowRates(30, 20*time.Millisecond, 2*float64(m*n*k), call(2), call(1), split, callers2)
+				reportMedian(b, rates[1], "1core-GOPS")
+				reportMedian(b, rates[0], "2core-GOPS")
+				reportRatio(b, "ratio", rates[0], rates[1])
+				reportRatio(b, "split-ratio", rates[2], rates[1])
+				reportRatio(b, "callers2-ratio", rates[3], rates[1])
+			})
+		}
+	}
+}
