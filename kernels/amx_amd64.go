@@ -101,8 +101,12 @@ func amxPanels(ap *uint8, tstride int, tlast2 int, tlast int, mlast int, b *int8
 //go:noescape
 func amxRow(ap *uint8, b *int8, pstride int, nk int, tail int, btail int, panels int, c *int32, ldc int, bias *int32, cfg *byte)
 
+// amxTiles reports whether gemmAMX runs a GEMM of m rows over pb on the
+// tiles (else on the VNNI kernels).
+func amxTiles(m int, pb *PackedB) bool { return m >= amxMinM && pb.k >= amxMinK }
+
 func gemmAMX(m int, a []uint8, lda int, aZero uint8, pb *PackedB, c []int32, ldc int) {
-	if m < amxMinM || pb.k < amxMinK {
+	if !amxTiles(m, pb) {
 		gemmVNNI(m, a, lda, aZero, pb, c, ldc)
 		return
 	}

@@ -34,12 +34,13 @@ const parRowSplitM = 256
 const parChunksPerPart = 2
 
 // tierParWeight is how many times faster than the VNNI kernels tier t's
-// GEMM runs, by which it needs more work for another core to pay: the
-// hand-off costs the same time whatever the tier. The tiles run the
+// GEMM of m rows runs, by which it needs more work for another core to pay:
+// the hand-off costs the same time whatever the tier. The tiles run the
 // 768^2 shapes 2-4x faster (BenchmarkGemmU8S8); 8 x 768^2 on them (under
 // 10 us on one core) measured 0.7-1.05x on two cores, 32 x 768^2 1.0-1.3x.
-func tierParWeight(t Tier) float64 {
-	if t == AMX {
+// A GEMV (and any shape below the tiles' minimum) runs the VNNI kernels.
+func tierParWeight(t Tier, m int, pb *PackedB) float64 {
+	if t == AMX && amxTiles(m, pb) {
 		return 4
 	}
 	return 1
@@ -119,7 +120,7 @@ func (p *PackedB) colView(v *PackedB, j0, j1 int) {
 // gemmU8S8Par is gemmU8S8 split over the pool when the GEMM is large enough
 // and the pool is free; otherwise it runs on the caller alone.
 func gemmU8S8Par(t Tier, m int, a []uint8, lda int, aZero uint8, pb *PackedB, c []int32, ldc int) {
-	parts := parParts(float64(m) * float64(pb.n) * float64(pb.k) / tierParWeight(t))
+	parts := parParts(float64(m) * float64(pb.n) * float64(pb.k) / tierParWeight(t, m, pb))
 	panels := pb.np / panelN
 	ru := rowUnit(t)
 	blocks := (m + ru - 1) / ru

@@ -17,7 +17,7 @@ type amxShare struct {
 // reports true; or reports false if j does not take the tiles, or A is too
 // large to pack whole (gemmU8S8 then packs per chunk, as serially).
 func (j *u8Job) runColsAMX(p, j0 int, v *PackedB) bool {
-	if j.t != AMX || j.m < amxMinM || j.pb.k < amxMinK || j.m > amxRowChunk(j.pb) {
+	if j.t != AMX || !amxTiles(j.m, j.pb) || j.m > amxRowChunk(j.pb) {
 		return false
 	}
 	sh := &j.amx[p]

@@ -10,3 +10,5 @@ func (j *u8Job) runColsAMX(int, int, *PackedB) bool { return false }
 func rowUnit(Tier) int { return vnniRows }
 
 func preferRows(Tier, int, *PackedB, int) bool { return false }
+
+func amxTiles(int, *PackedB) bool { return false }

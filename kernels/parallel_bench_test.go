@@ -89,6 +89,9 @@ func reportRatio(b *testing.B, name string, num, den []float64) {
 //     columns on the timing goroutine and the second on a goroutine that
 //     does nothing else and polls for the next call, locked to its thread;
 //     what the pool would reach if its hand-off and balancing were free;
+//   - pool/split: the pool over the ideal split, which the host's state
+//     (its vCPUs' rates can differ by 2x, and change within seconds) moves
+//     least;
 //   - callers2-ratio: two independent one-core GEMMs at once over one: what
 //     the two cores give at that moment.
 //
@@ -164,6 +167,7 @@ func BenchmarkParallelScaling(b *testing.B) {
 				reportMedian(b, rates[0], "2core-GOPS")
 				reportRatio(b, "ratio", rates[0], rates[1])
 				reportRatio(b, "split-ratio", rates[2], rates[1])
+				reportRatio(b, "pool/split", rates[0], rates[2])
 				reportRatio(b, "callers2-ratio", rates[3], rates[1])
 			})
 		}

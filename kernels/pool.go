@@ -27,9 +27,7 @@ import (
 // (BenchmarkParallelScaling, avx512vnni).
 //
 // Workers poll for workerSpin after each job, so that the next GEMM of a
-// model's forward pass finds them awake, then park on a channel; while
-// polling they yield now and then, so that other goroutines waiting for
-// their P still run. A caller that runs out of chunks before a worker has
+// model's forward pass finds them awake, then park on a channel. A caller that runs out of chunks before a worker has
 // joined cancels it rather than wait. A parked worker, once woken, takes
 // tens of microseconds to run (about 60 us here): that it comes late
 // says nothing about its core. When a polling worker does not come, or the
@@ -91,15 +89,18 @@ func SetParallelism(n int) (prev int) {
 }
 
 // workerSpin is how long an idle worker polls for the next job before it
-// parks: long enough to bridge the gaps between the GEMMs of a forward pass
-// and a GEMM that ran alone (with 20 us, one job in ten on back-to-back
-// 768^2 GEMMs found its worker parked; with 100 us, one in seventy).
-// callerSpin is the least time a caller that has finished its share polls
-// for the workers still running theirs before it blocks: it polls for as
-// long as its share took, since blocking hands its wake-up to the worker's
-// P, which runs it only once that worker parks.
+// parks: enough to bridge the gaps between the GEMMs of a forward pass.
+// Longer costs the server: while a worker polls, its P neither runs other
+// goroutines nor polls the network (with 100 us, the 768-3072-768 MLP's
+// batch-1 Predict p50 rose from 467 to 518 us, BenchmarkQuantServing),
+// and it saves little (on back-to-back 768^2 GEMMs one job in ten found its
+// worker parked with 20 us, one in sixty with 100 us). callerSpin is the
+// least time a caller that has finished its share polls for the workers
+// still running theirs before it blocks: it polls for as long as its share
+// took, since blocking hands its wake-up to the worker's P, which runs it
+// only once that worker parks.
 const (
-	workerSpin = 100 * time.Microsecond
+	workerSpin = 20 * time.Microsecond
 	callerSpin = 20 * time.Microsecond
 )
 
@@ -341,6 +342,7 @@ func (p *workerPool) wait(spin time.Duration) {
 
 func (p *workerPool) loop(w *worker) {
 	var seen uint64
+	spin := workerSpin
 	for {
 		// Wait for the next job: poll, then park.
 		start := time.Now()
@@ -348,10 +350,7 @@ func (p *workerPool) loop(w *worker) {
 			if i%64 != 63 {
 				continue
 			}
-			if time.Since(start) < workerSpin {
-				if i%1024 == 1023 {
-					runtime.Gosched() // every microsecond or so
-				}
+			if time.Since(start) < spin {
 				continue
 			}
 			w.sleeping.Store(true)
@@ -364,8 +363,14 @@ func (p *workerPool) loop(w *worker) {
 		}
 		seen = w.gen.Load()
 		if !w.state.CompareAndSwap(workerAssigned, workerRunning) {
-			continue // the caller finished without us
+			// The caller finished without us. Poll only after a job we
+			// ran: one that came too late, woken in a server whose
+			// goroutines keep the other Ps busy, would hold up a P that
+			// they need.
+			spin = 0
+			continue
 		}
+		spin = workerSpin
 		p.work(p.job, w.id+1)
 		w.state.Store(workerIdle)
 		if p.pending.Add(-1) == 0 && p.waiting.CompareAndSwap(true, false) {
