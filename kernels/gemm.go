@@ -53,7 +53,7 @@ func PackBChecked(b []int8, k, n int) (*PackedB, error) {
 	kp := (k + kPad - 1) / kPad * kPad
 	np := (n + panelN - 1) / panelN * panelN
 	p := &PackedB{k: k, n: n, kp: kp, np: np,
-		data:   make([]int8, kp*np),
+		data:   allocWeights(kp * np),
 		colSum: make([]int32, np),
 	}
 	for j0 := 0; j0 < n; j0 += panelN {
@@ -68,6 +68,7 @@ func PackBChecked(b []int8, k, n int) (*PackedB, error) {
 			}
 		}
 	}
+	settleWeights(p.data)
 	return p, nil
 }
 

@@ -1,0 +1,6 @@
+//go:build !linux
+
+package kernels
+
+// adviseHuge does nothing here: only Linux is asked for huge pages.
+func adviseHuge([]int8) {}
