@@ -141,10 +141,11 @@ bench: ## Serving benchmarks: latency beside a bare gRPC round trip, cold start,
 	go test -run '^$$' -bench 'ColdStart|IdleRSS' -benchtime 5x ./bench/
 
 .PHONY: bench-quant
-bench-quant: ## int8 against fp32: GEMM kernels beside ONNX Runtime, the executor, and end to end.
+bench-quant: $(VENV)/.stamp ## int8 against fp32: GEMM kernels beside ONNX Runtime, the executor, and end to end.
 	go test -run '^$$' -bench 'BenchmarkGemmU8S8$$|BenchmarkSgemm$$' -cpu 1 ./kernels/
 	$(PY) bench/ort/gemm.py
 	go test -run '^$$' -bench BenchmarkVsORT -benchtime 1x ./kernels/
+	go test -run '^$$' -bench 'BenchmarkParallelScaling|BenchmarkHugeWeights' -benchtime 1x ./kernels/
 	go test -run '^$$' -bench BenchmarkQuantModes -benchtime 200x ./server/runtime/
 	go test -run '^$$' -bench BenchmarkQuantServing -benchtime 200x ./bench/
 
