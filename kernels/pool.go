@@ -27,14 +27,14 @@ import (
 // (BenchmarkParallelScaling, avx512vnni).
 //
 // Workers poll for workerSpin after each job, so that the next GEMM of a
-// model's forward pass finds them awake, then park on a channel. A caller that runs out of chunks before a worker has
-// joined cancels it rather than wait. A parked worker, once woken, takes
-// tens of microseconds to run (about 60 us here): that it comes late
-// says nothing about its core. When a polling worker does not come, or the
-// caller waits for the workers longer than its own share took, twice in a
-// row, the next GEMMs (2, 4, ... up to maxSkip) leave the pool alone: on a
-// machine whose other cores are busy with other work, a GEMM costs about
-// what it costs on one core.
+// model's forward pass finds them awake, then park on a channel. A caller
+// that runs out of chunks before a worker has joined cancels it rather than
+// wait. A parked worker, once woken, takes tens of microseconds to run
+// (about 60 us here): that it comes late says nothing about its core. When
+// a polling worker does not come, or the caller waits for the workers
+// longer than its own share took, twice in a row, the next GEMMs (2, 4, ...
+// up to maxSkip) leave the pool alone: on a machine whose other cores are
+// busy with other work, a GEMM costs about what it costs on one core.
 
 // kernelThreadsEnv overrides the default parallelism (GOMAXPROCS at first use).
 const kernelThreadsEnv = "CORVID_KERNEL_THREADS"

@@ -28,15 +28,15 @@ func allocWeights(n int) []int8 {
 	buf := make([]int8, n+hugePageSize)
 	off := int(-uintptr(unsafe.Pointer(&buf[0])) & (hugePageSize - 1))
 	w := buf[off : off+n : off+n]
-	adviseHuge(w)
+	adviseHuge(w, false) // fresh memory then faults in on huge pages
 	return w
 }
 
-// settleWeights asks again, once w is written, for huge pages: memory the
-// Go heap reused was already backed by small pages when allocWeights
-// advised it.
+// settleWeights moves w, once written, onto huge pages where it is still on
+// small ones: memory the Go heap reused had been faulted in before
+// allocWeights advised it.
 func settleWeights(w []int8) {
 	if len(w) >= hugeWeightsMin && hugeWeights {
-		adviseHuge(w)
+		adviseHuge(w, true)
 	}
 }

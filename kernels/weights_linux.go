@@ -10,10 +10,11 @@ import (
 
 // adviseHuge asks the kernel to back the whole huge pages inside b with
 // transparent huge pages (it does so where
-// /sys/kernel/mm/transparent_hugepage/enabled is "madvise" or "always"),
-// and to collapse the ones already backed by small pages (MADV_COLLAPSE,
-// Linux 6.1 and later). Both are hints: errors are ignored.
-func adviseHuge(b []int8) {
+// /sys/kernel/mm/transparent_hugepage/enabled is "madvise" or "always")
+// and, with collapse, to move the ones already backed by small pages onto
+// huge ones now (MADV_COLLAPSE, Linux 6.1 and later). Both are hints:
+// errors are ignored.
+func adviseHuge(b []int8, collapse bool) {
 	if len(b) == 0 {
 		return
 	}
@@ -25,5 +26,7 @@ func adviseHuge(b []int8) {
 	}
 	r := unsafe.Slice((*byte)(unsafe.Pointer(&b[lo-p])), hi-lo)
 	_ = unix.Madvise(r, unix.MADV_HUGEPAGE)
-	_ = unix.Madvise(r, unix.MADV_COLLAPSE)
+	if collapse {
+		_ = unix.Madvise(r, unix.MADV_COLLAPSE)
+	}
 }

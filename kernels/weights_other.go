@@ -3,4 +3,4 @@
 package kernels
 
 // adviseHuge does nothing here: only Linux is asked for huge pages.
-func adviseHuge([]int8) {}
+func adviseHuge([]int8, bool) {}
