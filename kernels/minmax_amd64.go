@@ -5,7 +5,7 @@ package kernels
 import "math"
 
 //go:noescape
-func minMaxAVX2(x *float32, n int, lo, hi *[8]float32)
+func minMaxAVX2(x *float32, n int, lo, hi *float32)
 
 // minMax runs the AVX2 loop over the whole 16-element blocks and the
 // reference over the rest; the result is the same whichever runs, since
@@ -14,14 +14,7 @@ func minMax(t Tier, x []float32) (lo, hi float32, ok bool) {
 	n := len(x) &^ 15
 	lo, hi = float32(math.Inf(1)), float32(math.Inf(-1))
 	if t >= AVX2 && n > 0 {
-		var l, h [8]float32
-		for i := range l {
-			l[i], h[i] = lo, hi
-		}
-		minMaxAVX2(&x[0], n, &l, &h)
-		for i := range l {
-			lo, hi = min(lo, l[i]), max(hi, h[i])
-		}
+		minMaxAVX2(&x[0], n, &lo, &hi)
 	} else {
 		n = 0
 	}
