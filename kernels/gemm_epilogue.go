@@ -33,8 +33,14 @@ func DequantizeBiasReLU(c []int32, m, n int, ldc int, aScale float32, bScales []
 	s := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(s)
 	s.scales = grow(s.scales, n)
-	for j := range n {
-		s.scales[j] = aScale * bScales[min(j, len(bScales)-1)]
+	if len(bScales) == 1 {
+		for j := range s.scales {
+			s.scales[j] = aScale * bScales[0]
+		}
+	} else {
+		for j, b := range bScales[:n] {
+			s.scales[j] = aScale * b
+		}
 	}
 	if bias == nil {
 		s.bias32 = grow(s.bias32, n)
@@ -103,8 +109,14 @@ func GemmU8S8Dequant(m int, a []uint8, lda int, aZero uint8, aScale float32, pb 
 	rows := min(m, max(epilogueMinRows, epilogueBytes/(4*n)))
 	s.epi = grow(s.epi, rows*n)
 	s.scales = grow(s.scales, n)
-	for j := range n {
-		s.scales[j] = aScale * bScales[min(j, len(bScales)-1)]
+	if len(bScales) == 1 {
+		for j := range s.scales {
+			s.scales[j] = aScale * bScales[0]
+		}
+	} else {
+		for j, b := range bScales[:n] {
+			s.scales[j] = aScale * b
+		}
 	}
 	if bias == nil {
 		s.bias32 = grow(s.bias32, n)
