@@ -32,23 +32,9 @@ func DequantizeBiasReLU(c []int32, m, n int, ldc int, aScale float32, bScales []
 	}
 	s := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(s)
-	s.scales = grow(s.scales, n)
-	if len(bScales) == 1 {
-		for j := range s.scales {
-			s.scales[j] = aScale * bScales[0]
-		}
-	} else {
-		for j, b := range bScales[:n] {
-			s.scales[j] = aScale * b
-		}
-	}
-	if bias == nil {
-		s.bias32 = grow(s.bias32, n)
-		clear(s.bias32)
-		bias = s.bias32
-	}
+	scales, bias := s.epilogueParams(aScale, bScales, bias, n)
 	for i := range m {
-		dequantizeRow(active, out[i*n:][:n], c[i*ldc:][:n], s.scales, bias[:n], relu)
+		dequantizeRow(active, out[i*n:][:n], c[i*ldc:][:n], scales, bias[:n], relu)
 	}
 	return nil
 }
@@ -108,22 +94,8 @@ func GemmU8S8Dequant(m int, a []uint8, lda int, aZero uint8, aScale float32, pb 
 	defer scratchPool.Put(s)
 	rows := min(m, max(epilogueMinRows, epilogueBytes/(4*n)))
 	s.epi = grow(s.epi, rows*n)
-	s.scales = grow(s.scales, n)
-	if len(bScales) == 1 {
-		for j := range s.scales {
-			s.scales[j] = aScale * bScales[0]
-		}
-	} else {
-		for j, b := range bScales[:n] {
-			s.scales[j] = aScale * b
-		}
-	}
-	if bias == nil {
-		s.bias32 = grow(s.bias32, n)
-		clear(s.bias32)
-		bias = s.bias32
-	}
-	c, scales, bias := s.epi, s.scales, bias[:n]
+	scales, bias := s.epilogueParams(aScale, bScales, bias, n)
+	c, bias := s.epi, bias[:n]
 	t := active
 	for i0 := 0; i0 < m; i0 += rows {
 		r := min(rows, m-i0)
@@ -142,3 +114,24 @@ func GemmU8S8Dequant(m int, a []uint8, lda int, aZero uint8, aScale float32, pb 
 // epilogueMinRows is the smallest row chunk GemmU8S8Dequant uses: enough for
 // the GEMM's micro-kernels to run full blocks.
 const epilogueMinRows = 48
+
+// epilogueParams returns the combined scales aScale*bScales[j] (bScales of
+// len n, or 1 for all columns) and bias, or zeros for a nil bias, in s.
+func (s *scratch) epilogueParams(aScale float32, bScales, bias []float32, n int) (scales, b []float32) {
+	s.scales = grow(s.scales, n)
+	if len(bScales) == 1 {
+		for j := range s.scales {
+			s.scales[j] = aScale * bScales[0]
+		}
+	} else {
+		for j, v := range bScales[:n] {
+			s.scales[j] = aScale * v
+		}
+	}
+	if bias == nil {
+		s.bias32 = grow(s.bias32, n)
+		clear(s.bias32)
+		bias = s.bias32
+	}
+	return s.scales, bias
+}
