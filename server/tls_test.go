@@ -427,7 +427,10 @@ func TestTLSRotationUnderTraffic(t *testing.T) {
 
 	time.Sleep(300 * time.Millisecond)
 	newSerial := in.pki.issueServer(t).String()
-	// Wait until a fresh handshake sees the new certificate.
+	// Wait until a fresh handshake sees the new certificate. The server
+	// switched at some moment during that handshake, so seen is when it
+	// ended: a handshake that started before then, even after this one
+	// started, may have been served first, with the old certificate.
 	var seen time.Time
 	deadline := time.Now().Add(10 * time.Second)
 	for seen.IsZero() {
@@ -437,7 +440,7 @@ func TestTLSRotationUnderTraffic(t *testing.T) {
 			fail(err)
 		} else {
 			if conn.ConnectionState().PeerCertificates[0].SerialNumber.String() == newSerial {
-				seen = start
+				seen = time.Now()
 			}
 			conn.Close()
 		}
