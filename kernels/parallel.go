@@ -29,9 +29,13 @@ var parMinMACs = 1 << 20
 const parRowSplitM = 256
 
 // parChunksPerPart is how many chunks each participant gets on average:
-// more than one, so that a core the OS takes away for a while is made up
-// for by the others.
-const parChunksPerPart = 2
+// more than one, so that a core the OS takes away for a while, or one that
+// runs slower (a shared host's vCPUs can differ by 1.5x for seconds), is
+// made up for by the others. With 6 rather than 2, two cores on 8-128 x
+// 768^2 (avx512vnni) ran at 0.88-1.17x of a fixed half-and-half split
+// rather than 0.90-0.98x, the most when the two vCPUs' rates differed
+// (BenchmarkParallelScaling's pool/split, three runs each).
+const parChunksPerPart = 6
 
 // tierParWeight is how many times faster than the VNNI kernels tier t's
 // GEMM of m rows runs, by which it needs more work for another core to pay:
@@ -46,10 +50,14 @@ func tierParWeight(t Tier, m int, pb *PackedB) float64 {
 	return 1
 }
 
+// maxParts bounds how many cores one GEMM is split over, so that its
+// chunks (parChunksPerPart per core) fit a share's 16-bit range (pool.go).
+const maxParts = 1 << 12
+
 // parParts returns how many cores a GEMM of macs multiply-accumulates should
-// use: at most Parallelism, at least parMinMACs each.
+// use: at most Parallelism (and maxParts), at least parMinMACs each.
 func parParts(macs float64) int {
-	n := Parallelism()
+	n := min(Parallelism(), maxParts)
 	if n <= 1 {
 		return 1
 	}
@@ -101,8 +109,15 @@ func (j *u8Job) run(p, i int) {
 // vnniRows is the VNNI micro-tile height, a multiple of the AVX2 one.
 const vnniRows = 6
 
-// newColView returns a PackedB for colView to fill.
-func newColView() *PackedB { return new(PackedB) }
+// newColView returns a PackedB for colView to fill, on cache lines of its
+// own: each participant writes its view at every chunk.
+func newColView() *PackedB {
+	return &new(struct {
+		_ [64]byte
+		v PackedB
+		_ [64]byte
+	}).v
+}
 
 // colView sets v (from newColView) to the columns [j0, j1) of p, j0 a
 // multiple of panelN: the same packed bytes, sliced.
@@ -275,7 +290,11 @@ func sgemmPackedPar(ar *sgemmArch, transA bool, m int, alpha float32, a []float3
 		a: a, c: c, lda: lda, ldc: ldc, pb: pb,
 		byCols: byCols, units: units, chunks: min(units, chunks), views: j.views}
 	for len(j.views) < parts {
-		j.views = append(j.views, new(SgemmPackedB))
+		j.views = append(j.views, &new(struct {
+			_ [64]byte
+			v SgemmPackedB
+			_ [64]byte
+		}).v)
 	}
 	pool.runJob(ws, j, j.chunks)
 	j.a, j.c, j.pb = nil, nil, nil

@@ -10,6 +10,7 @@ type amxShare struct {
 	job  uint64 // the u8Job.id the packing is for
 	s    scratch
 	rows amxRows
+	_    [64]byte // the next participant's share on other cache lines
 }
 
 // runColsAMX computes participant p's columns [j0, j0+v.n) of j, v their

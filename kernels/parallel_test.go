@@ -293,6 +293,11 @@ func TestSetParallelism(t *testing.T) {
 	}
 }
 
+// nopJob is a job whose chunks do nothing.
+type nopJob struct{}
+
+func (nopJob) run(int, int) {}
+
 // TestPoolBackoff checks the back-off: which jobs count as misses, that a
 // lone miss is forgiven, that GEMMs then skip the pool for 2, 4, ...
 // maxSkip calls, and that the pool is tried again after them.
@@ -344,15 +349,16 @@ func TestPoolBackoff(t *testing.T) {
 
 	// Real jobs go through judge: a worker that looks polling (neither
 	// parked nor woken) but whose goroutine never runs, as when its core
-	// is taken, is cancelled; the second such job in a row backs off.
-	absent := []*worker{{id: 0, wake: make(chan struct{}, 1)}}
+	// is taken, has its chunks taken by the caller; the second such job in
+	// a row backs off.
+	absent := []*worker{newWorker(0)}
 	pool.missed = 0
 	pool.skip.Store(0)
-	pool.runJob(absent, (*u8Job)(nil), 0)
+	pool.runJob(absent, nopJob{}, 2)
 	if pool.missed != 1 || pool.skip.Load() != 0 {
 		t.Fatalf("after one job without its worker: missed %d, skip %d; want 1, 0", pool.missed, pool.skip.Load())
 	}
-	pool.runJob(absent, (*u8Job)(nil), 0)
+	pool.runJob(absent, nopJob{}, 2)
 	skip := int(pool.skip.Load())
 	pool.release()
 	if skip != 2 {

@@ -27,19 +27,26 @@ import (
 // (BenchmarkParallelScaling, avx512vnni).
 //
 // Workers poll for workerSpin after each job, so that the next GEMM of a
-// model's forward pass finds them awake, then park on a channel. A caller
-// that runs out of chunks before a worker has joined cancels it rather than
-// wait. A parked worker, once woken, takes tens of microseconds to run
-// (about 60 us here): that it comes late says nothing about its core. When
-// a polling worker does not come, or the caller waits for the workers
-// longer than its own share took, twice in a row, the next GEMMs (2, 4, ...
-// up to maxSkip) leave the pool alone: on a machine whose other cores are
-// busy with other work, a GEMM costs about what it costs on one core.
+// model's forward pass finds them awake, then park on a channel. A worker
+// that has not come by the time the caller has run its own chunks has them
+// taken by the caller, which never waits for a worker that is not running.
+// A parked worker, once woken, takes tens of microseconds to run (about
+// 60 us here): that it comes late says nothing about its core. When a
+// polling worker does not come, or the caller waits for the workers longer
+// than its own share took, twice in a row, the next GEMMs (2, 4, ... up to
+// maxSkip) leave the pool alone: on a machine whose other cores are busy
+// with other work, a GEMM costs about what it costs on one core.
 //
-// A job of empty chunks with one polling worker takes 1.0-1.1 us here, the
-// cache lines it moves between the cores (the worker's, the job's, the
-// chunk ranges): what keeps the pool at about 0.9x of an ideal split on
-// GEMMs of 10 us (BenchmarkParallelScaling's pool/split).
+// A hand-off costs the cache lines it moves between cores, one after the
+// other: posting a job writes only the worker's share (its chunk range,
+// which it polls, and the job), and a worker reports only once, adding the
+// chunks it ran to a counter the caller polls. With the job, the ranges
+// and the worker's state on separate lines, as before, the pool ran 8 x
+// 768^2 on two cores at 0.88-0.90x of an ideal half-and-half split by a
+// dedicated polling thread; with the share as mailbox, 0.90-0.93x
+// (BenchmarkParallelScaling's pool/split, avx512vnni, alternating runs).
+// On a job of two 6 us spins, the pool takes 0.4-0.6 us more than that
+// ideal split.
 
 // kernelThreadsEnv overrides the default parallelism (GOMAXPROCS at first use).
 const kernelThreadsEnv = "CORVID_KERNEL_THREADS"
@@ -124,24 +131,68 @@ type parJob interface {
 	run(p, i int)
 }
 
-// Worker states. A worker joins a job only by moving it from assigned to
-// running; a caller that has run out of chunks cancels (assigned to idle)
-// each worker that has not joined yet, so it never waits for a worker the OS
-// or the Go scheduler has not run.
-const (
-	workerIdle int32 = iota
-	workerAssigned
-	workerRunning
-)
+// share is one participant's part of the job in hand. r holds the job's
+// generation and the chunks [lo, hi) of the participant's range not yet
+// taken: its owner takes them from the front, the others from the back,
+// each by a compare-and-swap that fails once r holds another job. A
+// worker's share is also its mailbox: the caller writes job and peers,
+// then r, and the worker polls r for a new generation, so that posting a
+// job moves one cache line. The worker reads job and peers only once it
+// holds a chunk: until it has reported that chunk done, the caller cannot
+// finish the job and post another.
+type share struct {
+	_     [64]byte
+	r     atomic.Uint64
+	job   parJob   // a worker's: the job of r's generation
+	peers []*share // a worker's: that job's shares, the caller's first
+	// 192 bytes in all: a size class whose objects start on a cache line,
+	// so that r, job and peers share one, and the padding keeps the
+	// neighbours' fields off it.
+	_ [80]byte
+}
+
+// packRange makes a share's r from a job's generation and a chunk range
+// (fewer than 1<<16 chunks: see maxParts).
+func packRange(gen uint32, lo, hi int) uint64 {
+	return uint64(gen)<<32 | uint64(lo)<<16 | uint64(hi)
+}
+
+// rangeLo returns the first chunk of r's range.
+func rangeLo(r uint64) int { return int(r >> 16 & 0xffff) }
+
+// take removes the first (front) or the last chunk of s's range for job
+// gen and returns it, or -1 if none is left or s holds another job.
+func (s *share) take(gen uint32, front bool) int {
+	for {
+		r := s.r.Load()
+		lo, hi := rangeLo(r), int(r&0xffff)
+		if uint32(r>>32) != gen || lo >= hi {
+			return -1
+		}
+		i := hi - 1
+		if front {
+			i = lo
+			lo++
+		} else {
+			hi--
+		}
+		if s.r.CompareAndSwap(r, packRange(gen, lo, hi)) {
+			return i
+		}
+	}
+}
 
 type worker struct {
 	id       int
-	state    atomic.Int32
-	gen      atomic.Uint64 // bumped by the caller for each job
-	sleeping atomic.Bool   // parked on wake; whoever clears it owns the wake-up
-	waking   atomic.Bool   // sent a wake-up it has not yet taken
-	cold     bool          // parked or waking when given the current job (caller's)
+	box      *share      // its share of the job in hand, and its mailbox
+	sleeping atomic.Bool // parked on wake; whoever clears it owns the wake-up
+	waking   atomic.Bool // sent a wake-up it has not yet taken
+	cold     bool        // parked or waking when given the current job (caller's)
 	wake     chan struct{}
+}
+
+func newWorker(id int) *worker {
+	return &worker{id: id, box: new(share), wake: make(chan struct{}, 1)}
 }
 
 type workerPool struct {
@@ -150,27 +201,33 @@ type workerPool struct {
 	mu      sync.Mutex // guards growing workers
 	workers atomic.Pointer[[]*worker]
 
-	// The job, valid while busy is held.
-	job     parJob
-	parts   int32                        // the caller and the workers assigned
-	ranges  atomic.Pointer[[]chunkRange] // per participant, the caller's first
-	pending atomic.Int32                 // assigned workers neither finished nor cancelled
-	waiting atomic.Bool                  // the caller is blocked on done
-	done    chan struct{}
-	jobs    atomic.Uint64 // jobs run, for tests
+	// Guarded by busy: the shares of the job in hand (the caller's first,
+	// then its workers' boxes), the last job's generation, and how many
+	// chunks the workers had finished, over all jobs, when it ended.
+	peers  []*share
+	gen    uint32
+	expect uint64
 
 	// Backing off when the workers do not come: missed is how many jobs in
 	// a row no worker joined (guarded by busy), skip how many GEMMs are
 	// left to run without the pool.
 	missed int
 	skip   atomic.Int32
+	jobs   atomic.Uint64 // jobs run, for tests
 
 	// Preallocated jobs, so that a call does not allocate.
 	u8 u8Job
 	sg sgJob
+
+	// Written by the workers as they finish, on a line of their own.
+	_        [64]byte
+	finished atomic.Uint64 // chunks the workers have run, over all jobs
+	waiting  atomic.Bool   // the caller is blocked on done
+	done     chan struct{}
+	_        [64]byte
 }
 
-var pool = &workerPool{done: make(chan struct{}, 1)}
+var pool = &workerPool{done: make(chan struct{}, 1), peers: []*share{new(share)}}
 
 // acquire takes the pool for a job on up to want workers and returns them, or
 // false if another caller holds the pool.
@@ -191,13 +248,17 @@ func (p *workerPool) acquire(want int) ([]*worker, bool) {
 			grown = append(grown, *cur...)
 		}
 		for len(grown) < want {
-			w := &worker{id: len(grown), wake: make(chan struct{}, 1)}
+			w := newWorker(len(grown))
 			grown = append(grown, w)
 			go p.loop(w)
 		}
+		// A new array: workers of earlier jobs may still read the old.
+		peers := []*share{p.peers[0]}
+		for _, w := range grown {
+			peers = append(peers, w.box)
+		}
+		p.peers = peers
 		p.workers.Store(&grown)
-		rs := make([]chunkRange, len(grown)+1)
-		p.ranges.Store(&rs)
 		ws = &grown
 		p.mu.Unlock()
 	}
@@ -206,22 +267,37 @@ func (p *workerPool) acquire(want int) ([]*worker, bool) {
 
 // runJob runs chunks chunks of job on the caller and whichever of the
 // workers ws join in time, and returns when every chunk is done. The caller
-// must hold the pool (acquire) and release it afterwards.
+// must hold the pool (acquire) and release it afterwards. The chunks of a
+// worker that has not come by the time the caller has run its own are the
+// caller's to take: it never waits for a worker the OS or the Go scheduler
+// has not run, only for chunks being run.
 func (p *workerPool) runJob(ws []*worker, job parJob, chunks int) {
-	p.job, p.parts = job, int32(len(ws)+1)
-	rs := *p.ranges.Load()
-	for i := range len(ws) + 1 {
-		lo, hi := span(i, len(ws)+1, chunks)
-		rs[i].set(lo, hi)
+	p.gen++
+	gen, n := p.gen, len(ws)+1
+	peers := p.peers[:n]
+	for k, w := range ws {
+		if peers[k+1] != w.box {
+			// Not the pool's own workers (a test's): a new array, as
+			// workers of earlier jobs may still read the old.
+			p.peers = append([]*share{peers[0]}, p.peers[1:]...)
+			peers = p.peers[:n]
+			for k, w := range ws {
+				peers[k+1] = w.box
+			}
+			break
+		}
 	}
-	p.pending.Store(int32(len(ws)))
+	lo, hi := span(0, n, chunks)
+	peers[0].r.Store(packRange(gen, lo, hi))
 	p.jobs.Add(1)
 	hot := 0 // workers already polling: they should join at once
-	for _, w := range ws {
-		w.state.Store(workerAssigned)
-		w.gen.Add(1)
+	for k, w := range ws {
+		b := w.box
+		b.job, b.peers = job, peers
+		lo, hi := span(k+1, n, chunks)
+		b.r.Store(packRange(gen, lo, hi))
 		w.cold = w.waking.Load()
-		if w.sleeping.CompareAndSwap(true, false) {
+		if w.sleeping.Load() && w.sleeping.CompareAndSwap(true, false) {
 			w.cold = true
 			w.waking.Store(true)
 			w.wake <- struct{}{}
@@ -231,24 +307,67 @@ func (p *workerPool) runJob(ws []*worker, job parJob, chunks int) {
 		}
 	}
 	t0 := time.Now()
-	p.work(job, 0)
+	ran, stole := p.runChunks(job, 0, peers[0].take(gen, true), gen, peers, false)
 	t1 := time.Now()
-	cancelled := 0
-	for _, w := range ws {
-		if w.state.CompareAndSwap(workerAssigned, workerIdle) {
-			p.pending.Add(-1)
-			if !w.cold {
-				cancelled++
+	p.expect += uint64(chunks - ran)
+	p.wait(p.expect, max(callerSpin, t1.Sub(t0)))
+	absent := 0 // polling workers that never came: the caller took their first chunk
+	if stole {
+		for k, w := range ws {
+			if first, _ := span(k+1, n, chunks); !w.cold && rangeLo(w.box.r.Load()) == first {
+				absent++
 			}
 		}
 	}
-	p.wait(max(callerSpin, t1.Sub(t0)))
-	p.job = nil
-	p.judge(hot, cancelled, t1.Sub(t0), time.Since(t1))
+	p.judge(hot, absent, t1.Sub(t0), time.Since(t1))
+}
+
+// runChunks runs chunk first (if not negative), then participant part's
+// other chunks, in order, then, from the back, those of participants that
+// have not come or fall behind. Each participant so runs the same columns
+// (or rows) of every GEMM of a given shape, whose share of the weights then
+// stays in its core's cache, and the others take over only at the edge of
+// its range. A worker (report) reports its own chunks done as soon as they
+// are, before it looks for others' (which costs a cache line from each),
+// then each chunk it takes over. It returns how many chunks it ran, and
+// whether any of them was another participant's.
+func (p *workerPool) runChunks(job parJob, part, first int, gen uint32, peers []*share, report bool) (ran int, stole bool) {
+	for i := first; i >= 0; i = peers[part].take(gen, true) {
+		job.run(part, i)
+		ran++
+	}
+	if report && ran > 0 {
+		p.report(ran)
+	}
+	// Once reported, the job may be over: from here on, only job and
+	// peers as they were are used, and a chunk taken is of this job.
+	for n := len(peers); ; {
+		i := -1
+		for q := 1; i < 0 && q < n; q++ {
+			i = peers[(part+q)%n].take(gen, false)
+		}
+		if i < 0 {
+			return ran, stole
+		}
+		job.run(part, i)
+		ran++
+		stole = true
+		if report {
+			p.report(1)
+		}
+	}
+}
+
+// report adds a worker's chunks done to finished, and wakes the caller if
+// it is blocked.
+func (p *workerPool) report(chunks int) {
+	if p.finished.Add(uint64(chunks)); p.waiting.Load() && p.waiting.CompareAndSwap(true, false) {
+		p.done <- struct{}{}
+	}
 }
 
 // judge updates the back-off after a job: hot of its workers were polling
-// when it came (the others had to be woken), cancelled of those hot ones
+// when it came (the others had to be woken), absent of those hot ones
 // never joined; the caller's own chunks took share, then it waited for the
 // workers. The split did not pay when no polling worker came, or when the
 // caller waited longer than its share took (about the GEMM's time on one
@@ -257,9 +376,9 @@ func (p *workerPool) runJob(ws []*worker, job parJob, chunks int) {
 // time slice lasts milliseconds). After two such jobs in a row (one can be
 // a hiccup of a shared machine), the next 2, 4, ... maxSkip GEMMs leave the
 // workers be.
-func (p *workerPool) judge(hot, cancelled int, share, waited time.Duration) {
+func (p *workerPool) judge(hot, absent int, share, waited time.Duration) {
 	switch {
-	case hot > 0 && cancelled == hot, waited > share:
+	case hot > 0 && absent == hot, waited > share:
 		p.missed = min(p.missed+1, 16)
 		if p.missed >= 2 {
 			p.skip.Store(int32(min(1<<(p.missed-1), maxSkip)))
@@ -275,111 +394,67 @@ func (p *workerPool) resetBackoff() { p.skip.Store(0) }
 // release gives the pool back after runJob.
 func (p *workerPool) release() { p.busy.Store(false) }
 
-// chunkRange is the chunks [lo, hi) a participant has yet to run, packed
-// as lo<<32 | hi, on a cache line of its own.
-type chunkRange struct {
-	r atomic.Uint64
-	_ [56]byte
-}
-
-func (c *chunkRange) set(lo, hi int) { c.r.Store(uint64(lo)<<32 | uint64(hi)) }
-
-// take removes the first chunk (front) or the last one and returns it, or
-// -1 if none is left.
-func (c *chunkRange) take(front bool) int {
-	for {
-		r := c.r.Load()
-		lo, hi := int(r>>32), int(uint32(r))
-		if lo >= hi {
-			return -1
-		}
-		i := hi - 1
-		if front {
-			i = lo
-			lo++
-		} else {
-			hi--
-		}
-		if c.r.CompareAndSwap(r, uint64(lo)<<32|uint64(hi)) {
-			return i
-		}
-	}
-}
-
-// work runs chunks until none are left: first participant part's own, in
-// order, then, from the back, those of participants that have not come or
-// fall behind. Each participant so runs the same columns (or rows) of
-// every GEMM of a given shape, whose share of the weights then stays in its
-// core's cache, and the others take over only at the edge of its range.
-func (p *workerPool) work(job parJob, part int) {
-	rs := *p.ranges.Load()
-	n := int(p.parts)
-	for {
-		i := rs[part].take(true)
-		for q := 1; i < 0 && q < n; q++ {
-			i = rs[(part+q)%n].take(false)
-		}
-		if i < 0 {
-			return
-		}
-		job.run(part, i)
-	}
-}
-
-// wait returns when no worker is running the job: it polls for up to
-// spin, then blocks.
-func (p *workerPool) wait(spin time.Duration) {
+// wait returns when the workers have finished target chunks over all jobs:
+// it polls for up to spin, then blocks until a worker that finishes wakes
+// it.
+func (p *workerPool) wait(target uint64, spin time.Duration) {
 	start := time.Now()
-	for i := 0; p.pending.Load() != 0; i++ {
-		if i%64 == 63 && time.Since(start) > spin {
+	for i := 0; p.finished.Load() != target; i++ {
+		if i%64 != 63 || time.Since(start) <= spin {
+			continue
+		}
+		for {
 			p.waiting.Store(true)
-			if p.pending.Load() == 0 {
-				if p.waiting.CompareAndSwap(true, false) {
-					return
+			if p.finished.Load() == target {
+				if !p.waiting.CompareAndSwap(true, false) {
+					<-p.done // a worker saw waiting and is sending
 				}
-				// The last worker saw waiting and is sending.
+				return
 			}
 			<-p.done
-			return
+			if p.finished.Load() == target {
+				return
+			}
 		}
+	}
+}
+
+// await returns w's box's r once it holds a job after generation seen: it
+// polls for spin, then parks until a caller wakes it.
+func (w *worker) await(seen uint32, spin time.Duration) uint64 {
+	start := time.Now()
+	for i := 0; ; i++ {
+		if r := w.box.r.Load(); uint32(r>>32) != seen {
+			return r
+		}
+		if i%64 != 63 || time.Since(start) < spin {
+			continue
+		}
+		w.sleeping.Store(true)
+		if r := w.box.r.Load(); uint32(r>>32) != seen && w.sleeping.CompareAndSwap(true, false) {
+			return r // a job came before the caller saw us asleep
+		}
+		<-w.wake
+		w.waking.Store(false)
+		return w.box.r.Load()
 	}
 }
 
 func (p *workerPool) loop(w *worker) {
-	var seen uint64
+	var seen uint32
 	spin := workerSpin
 	for {
-		// Wait for the next job: poll, then park.
-		start := time.Now()
-		for i := 0; w.gen.Load() == seen; i++ {
-			if i%64 != 63 {
-				continue
-			}
-			if time.Since(start) < spin {
-				continue
-			}
-			w.sleeping.Store(true)
-			if w.gen.Load() != seen && w.sleeping.CompareAndSwap(true, false) {
-				break // a job came before the caller saw us asleep
-			}
-			<-w.wake
-			w.waking.Store(false)
-			break
-		}
-		seen = w.gen.Load()
-		if !w.state.CompareAndSwap(workerAssigned, workerRunning) {
-			// The caller finished without us. Poll only after a job we
-			// ran: one that came too late, woken in a server whose
-			// goroutines keep the other Ps busy, would hold up a P that
-			// they need.
+		seen = uint32(w.await(seen, spin) >> 32)
+		i := w.box.take(seen, true)
+		if i < 0 {
+			// The caller took our chunks: we came too late. Poll only
+			// after a job we ran: one that came too late, woken in a
+			// server whose goroutines keep the other Ps busy, would hold
+			// up a P that they need.
 			spin = 0
 			continue
 		}
 		spin = workerSpin
-		p.work(p.job, w.id+1)
-		w.state.Store(workerIdle)
-		if p.pending.Add(-1) == 0 && p.waiting.CompareAndSwap(true, false) {
-			p.done <- struct{}{}
-		}
+		p.runChunks(w.box.job, w.id+1, i, seen, w.box.peers, true)
 	}
 }

@@ -10,5 +10,5 @@ import (
 // server a test starts must shut down completely. The kernels' GEMM worker
 // pool is process-wide and meant to outlive servers.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/corvidml/corvid/kernels.(*workerPool).loop"))
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/corvidml/corvid/kernels.(*workerPool).loop"))
 }
