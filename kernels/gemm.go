@@ -28,6 +28,10 @@ type PackedB struct {
 	kp, np int     // padded K and N
 	data   []int8  // [np/panelN][kp/4][panelN][4]
 	colSum []int32 // Σ_k B[k][j], len np (zero in the padding)
+
+	// On the AMX tier, the recent times of the tiles and the VNNI kernels
+	// on these weights (adapt.go); nil elsewhere, and in column views.
+	tiles *tileChoice
 }
 
 // K returns the number of rows of B (the reduction length).
@@ -69,6 +73,9 @@ func PackBChecked(b []int8, k, n int) (*PackedB, error) {
 		}
 	}
 	settleWeights(p.data)
+	if Best >= AMX {
+		p.tiles = new(tileChoice)
+	}
 	return p, nil
 }
 

@@ -13,7 +13,8 @@ import (
 	"time"
 )
 
-// BenchmarkVsORT compares the int8 GEMM of the best tier with ONNX
+// BenchmarkVsORT compares the int8 GEMM as Corvid serves it (the best tier;
+// on AMX, the tiles or VNNI, whichever is faster) with ONNX
 // Runtime's MatMulInteger (one thread each) on PERF.md's shapes, in
 // alternating windows of 50 ms, 25 of each per shape, so that both see the
 // same state of a shared machine: it reports the median GOPS of each and
@@ -56,6 +57,9 @@ func BenchmarkVsORT(b *testing.B) {
 		return v
 	}
 	defer SetParallelism(SetParallelism(1))
+	// Corvid as it serves: on AMX, the tiles or VNNI, whichever is faster
+	// (adapt.go), unless CORVID_KERNELS forces a tier.
+	defer SetAdaptive(SetAdaptive(adaptiveDefault()))
 	const rounds, window = 25, 50 * time.Millisecond
 	for _, s := range gemmBenchShapes {
 		m, n, k := s[0], s[1], s[2]

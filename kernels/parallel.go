@@ -133,8 +133,16 @@ func (p *PackedB) colView(v *PackedB, j0, j1 int) {
 }
 
 // gemmU8S8Par is gemmU8S8 split over the pool when the GEMM is large enough
-// and the pool is free; otherwise it runs on the caller alone.
+// and the pool is free; otherwise it runs on the caller alone. On the AMX
+// tier it may run on the VNNI kernels (adaptTiles).
 func gemmU8S8Par(t Tier, m int, a []uint8, lda int, aZero uint8, pb *PackedB, c []int32, ldc int) {
+	if !adaptTiles(t, m, a, lda, aZero, pb, c, ldc) {
+		gemmU8S8Split(t, m, a, lda, aZero, pb, c, ldc)
+	}
+}
+
+// gemmU8S8Split is gemmU8S8Par on tier t as it is.
+func gemmU8S8Split(t Tier, m int, a []uint8, lda int, aZero uint8, pb *PackedB, c []int32, ldc int) {
 	parts := parParts(float64(m) * float64(pb.n) * float64(pb.k) / tierParWeight(t, m, pb))
 	panels := pb.np / panelN
 	ru := rowUnit(t)
