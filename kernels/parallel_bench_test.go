@@ -97,18 +97,34 @@ func reportRatio(b *testing.B, name string, num, den []float64) {
 //
 // It times itself: run it with -benchtime 1x.
 func BenchmarkParallelScaling(b *testing.B) {
+	type config struct {
+		name  string
+		tier  Tier
+		adapt bool
+	}
+	var configs []config
 	for tier := AVX2; tier <= Best; tier++ {
+		configs = append(configs, config{tier.String(), tier, false})
+	}
+	if Best == AMX {
+		// As Corvid serves: the tiles or VNNI, whichever is faster on
+		// one core, and on two (adapt.go). The ideal split runs the tiles.
+		configs = append(configs, config{"amx-adaptive", AMX, true})
+	}
+	for _, cf := range configs {
+		tier := cf.tier
 		for _, s := range gemmBenchShapes {
 			m, n, k := s[0], s[1], s[2]
 			if m < 8 {
 				continue
 			}
-			b.Run(fmt.Sprintf("%v/M=%d_N=%d_K=%d", tier, m, n, k), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%v/M=%d_N=%d_K=%d", cf.name, m, n, k), func(b *testing.B) {
 				prev, err := SetTier(tier)
 				if err != nil {
 					b.Fatal(err)
 				}
 				defer SetTier(prev)
+				defer SetAdaptive(SetAdaptive(cf.adapt))
 				defer SetParallelism(SetParallelism(1))
 				a, pb, c := gemmBenchOperands(m, n, k)
 				c2 := make([]int32, m*n)
