@@ -174,7 +174,9 @@ type ModelVersionStatus struct {
 	// Largest batch (first dimension) accepted in one request.
 	MaxBatchSize int64 `protobuf:"varint,10,opt,name=max_batch_size,json=maxBatchSize,proto3" json:"max_batch_size,omitempty"`
 	// The compute kernels serving the version: "amx", "avx512vnni", "avx2"
-	// or "generic" (pure Go), as chosen from the CPU or CORVID_KERNELS.
+	// or "generic" (pure Go), as chosen from the CPU or CORVID_KERNELS. On
+	// "amx", int8 products run on the tiles or on the AVX-512 VNNI kernels,
+	// whichever has lately been faster on each weight matrix.
 	KernelTier string `protobuf:"bytes,11,opt,name=kernel_tier,json=kernelTier,proto3" json:"kernel_tier,omitempty"`
 	// The labels (model.yaml `labels`) that point to this version.
 	Labels []string `protobuf:"bytes,12,rep,name=labels,proto3" json:"labels,omitempty"`
