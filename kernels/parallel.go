@@ -173,11 +173,6 @@ func gemmU8S8Split(t Tier, m int, a []uint8, lda int, aZero uint8, pb *PackedB, 
 		j.amx = append(j.amx, amxShare{})
 	}
 	pool.runJob(ws, j, j.chunks)
-	// Keep nothing of the caller's alive.
-	j.a, j.pb, j.c = nil, nil, nil
-	for _, v := range j.views {
-		v.data, v.colSum = nil, nil
-	}
 	pool.release()
 }
 
@@ -265,7 +260,6 @@ func sgemmPar(ar *sgemmArch, transA, transB bool, m, n, k int, alpha float32, a 
 		a: a, b: b, c: c, lda: lda, ldb: ldb, ldc: ldc,
 		byCols: true, units: panels, chunks: parts, views: j.views}
 	pool.runJob(ws, j, j.chunks)
-	j.a, j.b, j.c = nil, nil, nil
 	pool.release()
 }
 
@@ -305,9 +299,5 @@ func sgemmPackedPar(ar *sgemmArch, transA bool, m int, alpha float32, a []float3
 		}).v)
 	}
 	pool.runJob(ws, j, j.chunks)
-	j.a, j.c, j.pb = nil, nil, nil
-	for _, v := range j.views {
-		v.data = nil
-	}
 	pool.release()
 }

@@ -376,3 +376,56 @@ func TestPoolBackoff(t *testing.T) {
 		t.Errorf("%d GEMMs skipped the pool, want %d", skips, skip)
 	}
 }
+
+// TestPoolForgets checks that once its workers park, the pool holds none
+// of the last GEMMs' operands (which could be a model's weights, unloaded
+// since).
+func TestPoolForgets(t *testing.T) {
+	if Best == Generic {
+		t.Skip("the generic tier does not split")
+	}
+	r := rand.New(rand.NewPCG(9, 9))
+	gc := gemmRandCase(r, 8, 1000, 300)
+	pb := PackB(gc.b, gc.k, gc.n)
+	c := make([]int32, (gc.m-1)*gc.ldc+gc.n)
+	fa, fb := make([]float32, 8*300), make([]float32, 300*1000)
+	fpb := PackSgemmB(false, 300, 1000, fb, 1000)
+	fc := make([]float32, 8*1000)
+	withParallel(2, 1, func() {
+		jobs0 := pool.jobs.Load()
+		GemmU8S8(gc.m, gc.a, gc.lda, gc.aZero, pb, c, gc.ldc)
+		SgemmPacked(false, 8, 1, fa, 300, fpb, 0, fc, 1000)
+		Sgemm(false, false, 8, 1000, 300, 1, fa, 300, fb, 1000, 0, fc, 1000)
+		if pool.jobs.Load() < jobs0+3 {
+			t.Fatal("the GEMMs were not split")
+		}
+	})
+	held := func() string {
+		if !pool.busy.CompareAndSwap(false, true) {
+			return "busy"
+		}
+		defer pool.release()
+		u8, sg := &pool.u8, &pool.sg
+		if u8.a != nil || u8.pb != nil || u8.c != nil || sg.a != nil || sg.b != nil || sg.c != nil || sg.pb != nil {
+			return "a job's operands"
+		}
+		for _, v := range u8.views {
+			if v.data != nil || v.colSum != nil {
+				return "a view of B"
+			}
+		}
+		for _, v := range sg.views {
+			if v.data != nil {
+				return "a view of fp32 B"
+			}
+		}
+		return ""
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for what := held(); what != ""; what = held() {
+		if time.Now().After(deadline) {
+			t.Fatalf("5 s after the last split GEMM, the pool still holds %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

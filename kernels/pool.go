@@ -388,11 +388,45 @@ func (p *workerPool) judge(hot, absent int, share, waited time.Duration) {
 	}
 }
 
+// forget drops the last jobs' references to their callers' data (A, B, C
+// and the views of B), so that they do not outlive those GEMMs in the
+// pool, if the pool is free. A worker calls it once it has said it parks
+// (sleeping), and a caller releasing the pool when every worker has: one
+// of the two finds the pool free. Clearing them at the end of every job
+// instead moved the jobs' and the workers' views' cache lines between the
+// cores once more per job.
+func (p *workerPool) forget() {
+	if !p.busy.CompareAndSwap(false, true) {
+		return // held: its release, or a worker parking after it, forgets
+	}
+	u8, sg := &p.u8, &p.sg
+	u8.a, u8.pb, u8.c = nil, nil, nil
+	for _, v := range u8.views {
+		v.data, v.colSum = nil, nil
+	}
+	sg.a, sg.b, sg.c, sg.pb = nil, nil, nil, nil
+	for _, v := range sg.views {
+		v.data = nil
+	}
+	p.busy.Store(false)
+}
+
 // resetBackoff makes the next GEMMs try the workers again (for tests).
 func (p *workerPool) resetBackoff() { p.skip.Store(0) }
 
-// release gives the pool back after runJob.
-func (p *workerPool) release() { p.busy.Store(false) }
+// release gives the pool back after runJob, and forgets the job if no
+// worker is awake to do it when it parks.
+func (p *workerPool) release() {
+	p.busy.Store(false)
+	if ws := p.workers.Load(); ws != nil {
+		for _, w := range *ws {
+			if !w.sleeping.Load() {
+				return
+			}
+		}
+		p.forget()
+	}
+}
 
 // wait returns when the workers have finished target chunks over all jobs:
 // it polls for up to spin, then blocks until a worker that finishes wakes
@@ -421,7 +455,7 @@ func (p *workerPool) wait(target uint64, spin time.Duration) {
 
 // await returns w's box's r once it holds a job after generation seen: it
 // polls for spin, then parks until a caller wakes it.
-func (w *worker) await(seen uint32, spin time.Duration) uint64 {
+func (p *workerPool) await(w *worker, seen uint32, spin time.Duration) uint64 {
 	start := time.Now()
 	for i := 0; ; i++ {
 		if r := w.box.r.Load(); uint32(r>>32) != seen {
@@ -431,6 +465,7 @@ func (w *worker) await(seen uint32, spin time.Duration) uint64 {
 			continue
 		}
 		w.sleeping.Store(true)
+		p.forget()
 		if r := w.box.r.Load(); uint32(r>>32) != seen && w.sleeping.CompareAndSwap(true, false) {
 			return r // a job came before the caller saw us asleep
 		}
@@ -444,7 +479,7 @@ func (p *workerPool) loop(w *worker) {
 	var seen uint32
 	spin := workerSpin
 	for {
-		seen = uint32(w.await(seen, spin) >> 32)
+		seen = uint32(p.await(w, seen, spin) >> 32)
 		i := w.box.take(seen, true)
 		if i < 0 {
 			// The caller took our chunks: we came too late. Poll only
