@@ -92,8 +92,13 @@ func reportRatio(b *testing.B, name string, num, den []float64) {
 //   - pool/split: the pool over the ideal split, which the host's state
 //     (its vCPUs' rates can differ by 2x, and change within seconds) moves
 //     least;
-//   - callers2-ratio: two independent one-core GEMMs at once over one: what
-//     the two cores give at that moment.
+//   - pool/both: the pool over the sum of one core's rate on each of the
+//     two CPUs (other-GOPS: on the CPU the timing goroutine is not pinned
+//     to), measured alone in neighbouring windows: how much of what the two
+//     vCPUs can give the pool gets, when their rates differ (1.0: all);
+//   - callers2-ratio: two independent one-core GEMMs at once over one, the
+//     timed one's rate counted twice: what the two cores give at that
+//     moment if they run at the same rate.
 //
 // It times itself: run it with -benchtime 1x.
 func BenchmarkParallelScaling(b *testing.B) {
@@ -176,14 +181,52 @@ func BenchmarkParallelScaling(b *testing.B) {
 						}
 					}
 				}
+				// The same one-core GEMM on the other CPU, on a thread
+				// pinned there that polls for the next batch of
+				// otherTimes calls (the hand-off is then well under 1%).
+				const otherTimes = 10
+				var ogen, odone atomic.Int64
+				other := windowVariant{
+					copies: otherTimes,
+					call: func() {
+						g := ogen.Add(1)
+						for odone.Load() != g {
+						}
+					},
+					background: func(stop <-chan struct{}) {
+						_, undo := pinOther(b)
+						defer undo()
+						SetParallelism(1)
+						for seen := odone.Load(); ; {
+							select {
+							case <-stop:
+								return
+							default:
+							}
+							if g := ogen.Load(); g != seen {
+								seen = g
+								for range otherTimes {
+									GemmU8S8(m, a, k, 128, pb, c2, n)
+								}
+								odone.Store(g)
+							}
+						}
+					},
+				}
 				_, undo := pinThread(b)
 				defer undo()
-				rates := windowRates(30, 20*time.Millisecond, 2*float64(m*n*k), call(2), call(1), split, callers2)
+				rates := windowRates(30, 20*time.Millisecond, 2*float64(m*n*k), call(2), call(1), split, callers2, other)
+				both := make([]float64, len(rates[1]))
+				for i := range both {
+					both[i] = rates[1][i] + rates[4][i]
+				}
 				reportMedian(b, rates[1], "1core-GOPS")
+				reportMedian(b, rates[4], "other-GOPS")
 				reportMedian(b, rates[0], "2core-GOPS")
 				reportRatio(b, "ratio", rates[0], rates[1])
 				reportRatio(b, "split-ratio", rates[2], rates[1])
 				reportRatio(b, "pool/split", rates[0], rates[2])
+				reportRatio(b, "pool/both", rates[0], both)
 				reportRatio(b, "callers2-ratio", rates[3], rates[1])
 			})
 		}
