@@ -145,7 +145,7 @@ type parJob interface {
 // finish the job and post another.
 type share struct {
 	_     [64]byte
-	r     atomic.Uint64
+	r     rangeWord
 	job   parJob   // a worker's: the job of r's generation
 	peers []*share // a worker's: that job's shares, the caller's first
 	// 192 bytes in all: a size class whose objects start on a cache line,
@@ -153,6 +153,16 @@ type share struct {
 	// neighbours' fields off it.
 	_ [80]byte
 }
+
+// rangeWord is a share's r: read and swapped atomically, posted by
+// storeRelease.
+type rangeWord struct{ v uint64 }
+
+func (w *rangeWord) Load() uint64 { return atomic.LoadUint64(&w.v) }
+func (w *rangeWord) CompareAndSwap(old, new uint64) bool {
+	return atomic.CompareAndSwapUint64(&w.v, old, new)
+}
+func (w *rangeWord) addr() *uint64 { return &w.v }
 
 // packRange makes a share's r from a job's generation and a chunk range
 // (fewer than 1<<16 chunks: see maxParts).
@@ -290,15 +300,16 @@ func (p *workerPool) runJob(ws []*worker, job parJob, chunks int) {
 			break
 		}
 	}
-	lo, hi := span(0, n, chunks)
-	peers[0].r.Store(packRange(gen, lo, hi))
-	p.jobs.Add(1)
+	// Post to the workers first, then take the caller's own range, its
+	// first chunk already out of it. The stores do not wait for their
+	// cache lines (storeRelease): the caller's first compare-and-swap comes
+	// one chunk later, by when they have landed.
 	hot := 0 // workers already polling: they should join at once
 	for k, w := range ws {
 		b := w.box
 		b.job, b.peers = job, peers
 		lo, hi := span(k+1, n, chunks)
-		b.r.Store(packRange(gen, lo, hi))
+		storeRelease(b.r.addr(), packRange(gen, lo, hi))
 		w.cold = w.waking.Load()
 		if w.sleeping.Load() && w.sleeping.CompareAndSwap(true, false) {
 			w.cold = true
@@ -309,11 +320,18 @@ func (p *workerPool) runJob(ws []*worker, job parJob, chunks int) {
 			hot++
 		}
 	}
+	first, hi := span(0, n, chunks)
+	lo := min(first+1, hi)
+	if first >= hi {
+		first = -1
+	}
+	storeRelease(peers[0].r.addr(), packRange(gen, lo, hi))
 	t0 := time.Now()
-	ran, stole := p.runChunks(job, 0, peers[0].take(gen, true), gen, peers, false)
+	ran, stole := p.runChunks(job, 0, first, gen, peers, false)
 	t1 := time.Now()
 	p.expect += uint64(chunks - ran)
 	p.wait(p.expect, max(callerSpin, t1.Sub(t0)))
+	p.jobs.Add(1)
 	absent := 0 // polling workers that never came: the caller took their first chunk
 	if stole {
 		for k, w := range ws {
