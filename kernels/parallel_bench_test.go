@@ -58,6 +58,42 @@ func windowRates(rounds int, window time.Duration, ops float64, variants ...wind
 	return rates
 }
 
+// handoff returns a windowVariant whose call runs mine (if not nil) while
+// a goroutine that does nothing else, polling in the background for the
+// next call, runs theirs, and returns when both are done. setup, if not
+// nil, runs first on that goroutine (locked to its thread), and what it
+// returns when the window ends.
+func handoff(setup func() (undo func()), mine, theirs func()) windowVariant {
+	var gen, done atomic.Int64
+	return windowVariant{
+		call: func() {
+			g := gen.Add(1)
+			if mine != nil {
+				mine()
+			}
+			for done.Load() != g {
+			}
+		},
+		background: func(stop <-chan struct{}) {
+			if setup != nil {
+				defer setup()()
+			}
+			for seen := done.Load(); ; { // calls after done are to run
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if g := gen.Load(); g != seen {
+					seen = g
+					theirs()
+					done.Store(g)
+				}
+			}
+		},
+	}
+}
+
 // reportMedian reports the median of rates as unit.
 func reportMedian(b *testing.B, rates []float64, unit string) {
 	r := slices.Sorted(slices.Values(rates))
@@ -144,29 +180,9 @@ func BenchmarkParallelScaling(b *testing.B) {
 				left, right := newColView(), newColView()
 				pb.colView(left, 0, half)
 				pb.colView(right, half, n)
-				var gen, done atomic.Int64
-				split := windowVariant{
-					call: func() {
-						g := gen.Add(1)
-						gemmU8S8(tier, m, a, k, 128, left, c, n)
-						for done.Load() != g {
-						}
-					},
-					background: func(stop <-chan struct{}) {
-						for seen := done.Load(); ; { // calls after done are to run
-							select {
-							case <-stop:
-								return
-							default:
-							}
-							if g := gen.Load(); g != seen {
-								seen = g
-								gemmU8S8(tier, m, a, k, 128, right, c[half:], n)
-								done.Store(g)
-							}
-						}
-					},
-				}
+				split := handoff(nil,
+					func() { gemmU8S8(tier, m, a, k, 128, left, c, n) },
+					func() { gemmU8S8(tier, m, a, k, 128, right, c[half:], n) })
 				// A second, independent one-core GEMM of the same shape
 				// on the other core, all the while.
 				callers2 := call(1)
@@ -181,38 +197,19 @@ func BenchmarkParallelScaling(b *testing.B) {
 						}
 					}
 				}
-				// The same one-core GEMM on the other CPU, on a thread
-				// pinned there that polls for the next batch of
-				// otherTimes calls (the hand-off is then well under 1%).
+				// The same one-core GEMM on the other CPU, otherTimes
+				// calls per hand-off (which then costs well under 1%).
 				const otherTimes = 10
-				var ogen, odone atomic.Int64
-				other := windowVariant{
-					copies: otherTimes,
-					call: func() {
-						g := ogen.Add(1)
-						for odone.Load() != g {
-						}
-					},
-					background: func(stop <-chan struct{}) {
-						_, undo := pinOther(b)
-						defer undo()
-						SetParallelism(1)
-						for seen := odone.Load(); ; {
-							select {
-							case <-stop:
-								return
-							default:
-							}
-							if g := ogen.Load(); g != seen {
-								seen = g
-								for range otherTimes {
-									GemmU8S8(m, a, k, 128, pb, c2, n)
-								}
-								odone.Store(g)
-							}
-						}
-					},
-				}
+				other := handoff(func() func() {
+					_, undo := pinOther(b)
+					SetParallelism(1)
+					return undo
+				}, nil, func() {
+					for range otherTimes {
+						GemmU8S8(m, a, k, 128, pb, c2, n)
+					}
+				})
+				other.copies = otherTimes
 				_, undo := pinThread(b)
 				defer undo()
 				rates := windowRates(30, 20*time.Millisecond, 2*float64(m*n*k), call(2), call(1), split, callers2, other)
