@@ -111,10 +111,14 @@ const vnniRows = 6
 
 // newColView returns a PackedB for colView to fill, on cache lines of its
 // own: each participant writes its view at every chunk.
-func newColView() *PackedB {
+func newColView() *PackedB { return padded[PackedB]() }
+
+// padded returns a new zero T with 64 bytes of padding on each side, so
+// that no other object's fields share its cache lines.
+func padded[T any]() *T {
 	return &new(struct {
 		_ [64]byte
-		v PackedB
+		v T
 		_ [64]byte
 	}).v
 }
@@ -292,11 +296,7 @@ func sgemmPackedPar(ar *sgemmArch, transA bool, m int, alpha float32, a []float3
 		a: a, c: c, lda: lda, ldc: ldc, pb: pb,
 		byCols: byCols, units: units, chunks: min(units, chunks), views: j.views}
 	for len(j.views) < parts {
-		j.views = append(j.views, &new(struct {
-			_ [64]byte
-			v SgemmPackedB
-			_ [64]byte
-		}).v)
+		j.views = append(j.views, padded[SgemmPackedB]()) // written at every chunk
 	}
 	pool.runJob(ws, j, j.chunks)
 	pool.release()
