@@ -48,9 +48,8 @@ const (
 	pathVNNI
 )
 
-// pathTimes is one bucket of M's recent times: per path, an exponential
-// average (weight 1/8 per call) of nanoseconds per row, in 1/16 ns, 0
-// until measured.
+// pathTimes is one bucket of M's recent times: per path, the time per row
+// (see record), in 1/16 ns, 0 until measured.
 type pathTimes struct {
 	ns    [2]atomic.Int64
 	calls atomic.Uint32
