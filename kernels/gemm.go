@@ -156,7 +156,7 @@ type scratch struct {
 	a16   []int16 // the same, widened (AVX2 tier)
 	tile  []int32 // one edge tile
 
-	scales []float32 // per-column combined scales (epilogue)
+	ones   []float32 // per-column scales of 1 (epilogue, per-tensor scale)
 	bias32 []float32 // zero bias (epilogue)
 	epi    []int32   // GemmU8S8Dequant's rows of C
 }

@@ -1139,22 +1139,24 @@ gemvloop:
 	VZEROUPPER
 	RET
 
-// func dequantRowAVX512(out *float32, c *int32, scales *float32, bias *float32, n int, relu int)
-TEXT ·dequantRowAVX512(SB), NOSPLIT, $0-48
+// func dequantRowAVX512(out *float32, c *int32, scales *float32, bias *float32, n int, relu int, rowScale float32)
+TEXT ·dequantRowAVX512(SB), NOSPLIT, $0-52
 	MOVQ out+0(FP), DI
 	MOVQ c+8(FP), SI
 	MOVQ scales+16(FP), R8
 	MOVQ bias+24(FP), R9
 	MOVQ n+32(FP), CX
 	MOVQ relu+40(FP), AX
+	VBROADCASTSS rowScale+48(FP), Z14
 	SHRQ $4, CX
 	JZ dequantRowAVX512done
 	VPXORD Z15, Z15, Z15
 	TESTQ AX, AX
 	JNZ dequantRowAVX512relu
 dequantRowAVX512plain:
+	VMULPS (R8), Z14, Z1
 	VCVTDQ2PS (SI), Z0
-	VMULPS (R8), Z0, Z0
+	VMULPS Z1, Z0, Z0
 	VADDPS (R9), Z0, Z0
 	VMOVUPS Z0, (DI)
 	ADDQ $64, SI
@@ -1165,8 +1167,9 @@ dequantRowAVX512plain:
 	JNZ dequantRowAVX512plain
 	JMP dequantRowAVX512done
 dequantRowAVX512relu:
+	VMULPS (R8), Z14, Z1
 	VCVTDQ2PS (SI), Z0
-	VMULPS (R8), Z0, Z0
+	VMULPS Z1, Z0, Z0
 	VADDPS (R9), Z0, Z0
 	VMAXPS Z0, Z15, Z0
 	VMOVUPS Z0, (DI)
@@ -1180,22 +1183,24 @@ dequantRowAVX512done:
 	VZEROUPPER
 	RET
 
-// func dequantRowAVX2(out *float32, c *int32, scales *float32, bias *float32, n int, relu int)
-TEXT ·dequantRowAVX2(SB), NOSPLIT, $0-48
+// func dequantRowAVX2(out *float32, c *int32, scales *float32, bias *float32, n int, relu int, rowScale float32)
+TEXT ·dequantRowAVX2(SB), NOSPLIT, $0-52
 	MOVQ out+0(FP), DI
 	MOVQ c+8(FP), SI
 	MOVQ scales+16(FP), R8
 	MOVQ bias+24(FP), R9
 	MOVQ n+32(FP), CX
 	MOVQ relu+40(FP), AX
+	VBROADCASTSS rowScale+48(FP), Y14
 	SHRQ $3, CX
 	JZ dequantRowAVX2done
 	VPXOR Y15, Y15, Y15
 	TESTQ AX, AX
 	JNZ dequantRowAVX2relu
 dequantRowAVX2plain:
+	VMULPS (R8), Y14, Y1
 	VCVTDQ2PS (SI), Y0
-	VMULPS (R8), Y0, Y0
+	VMULPS Y1, Y0, Y0
 	VADDPS (R9), Y0, Y0
 	VMOVUPS Y0, (DI)
 	ADDQ $32, SI
@@ -1206,8 +1211,9 @@ dequantRowAVX2plain:
 	JNZ dequantRowAVX2plain
 	JMP dequantRowAVX2done
 dequantRowAVX2relu:
+	VMULPS (R8), Y14, Y1
 	VCVTDQ2PS (SI), Y0
-	VMULPS (R8), Y0, Y0
+	VMULPS Y1, Y0, Y0
 	VADDPS (R9), Y0, Y0
 	VMAXPS Y0, Y15, Y0
 	VMOVUPS Y0, (DI)

@@ -195,8 +195,11 @@ func gemv() {
 }
 
 // dequant writes, for j < n (a multiple of 16), out[j] =
-// float32(c[j])*scales[j] + bias[j], then max(0, ·) if relu != 0: VCVTDQ2PS,
-// VMULPS and VADDPS each round (no FMA), VMAXPS keeps NaN and -0 as they are.
+// float32(c[j])*(rowScale*scales[j]) + bias[j], then max(0, ·) if relu != 0:
+// VCVTDQ2PS, each VMULPS and VADDPS round (no FMA), VMAXPS keeps NaN and -0
+// as they are. rowScale is applied here, not folded into scales beforehand,
+// so that a row with its own scale (dynamic int8 quantizes each row) needs
+// no per-column pass of its own.
 //
 // The AVX2 variant (zmm = false) does the same 8 values at a time, n a
 // multiple of 8.
@@ -205,14 +208,15 @@ func dequant(zmm bool) {
 	if !zmm {
 		name, R, w, shift = "dequantRowAVX2", "Y", 32, 3
 	}
-	fmt.Fprintf(&s, "// func %s(out *float32, c *int32, scales *float32, bias *float32, n int, relu int)\n", name)
-	fmt.Fprintf(&s, "TEXT ·%s(SB), NOSPLIT, $0-48\n", name)
+	fmt.Fprintf(&s, "// func %s(out *float32, c *int32, scales *float32, bias *float32, n int, relu int, rowScale float32)\n", name)
+	fmt.Fprintf(&s, "TEXT ·%s(SB), NOSPLIT, $0-52\n", name)
 	p("MOVQ out+0(FP), DI")
 	p("MOVQ c+8(FP), SI")
 	p("MOVQ scales+16(FP), R8")
 	p("MOVQ bias+24(FP), R9")
 	p("MOVQ n+32(FP), CX")
 	p("MOVQ relu+40(FP), AX")
+	p("VBROADCASTSS rowScale+48(FP), %s14", R)
 	p("SHRQ $%d, CX", shift)
 	p("JZ %sdone", name)
 	if zmm {
@@ -228,8 +232,9 @@ func dequant(zmm bool) {
 			l = name + "relu"
 		}
 		label(l)
+		p("VMULPS (R8), %s14, %s1", R, R)
 		p("VCVTDQ2PS (SI), %s0", R)
-		p("VMULPS (R8), %s0, %s0", R, R)
+		p("VMULPS %s1, %s0, %s0", R, R, R)
 		p("VADDPS (R9), %s0, %s0", R, R)
 		if relu {
 			p("VMAXPS %s0, %s15, %s0", R, R, R)
@@ -343,9 +348,9 @@ func main() {
 		fmt.Fprintf(&g, "//go:noescape\nfunc gemmVNNI%dx32(a *uint8, lda int, b *int8, kg int, c *int32, ldc int, bias *int32)\n\n", r)
 	}
 	g.WriteString("//go:noescape\nfunc gemvVNNI(a *uint8, b *int8, kg int, panels int, c *int32, bias *int32)\n\n")
-	g.WriteString("//go:noescape\nfunc dequantRowAVX512(out *float32, c *int32, scales *float32, bias *float32, n int, relu int)\n\n")
+	g.WriteString("//go:noescape\nfunc dequantRowAVX512(out *float32, c *int32, scales *float32, bias *float32, n int, relu int, rowScale float32)\n\n")
 	g.WriteString("//go:noescape\nfunc quantizeU8AVX512(dst *uint8, src *float32, n int, scale float32, zero int32)\n\n")
-	g.WriteString("//go:noescape\nfunc dequantRowAVX2(out *float32, c *int32, scales *float32, bias *float32, n int, relu int)\n\n")
+	g.WriteString("//go:noescape\nfunc dequantRowAVX2(out *float32, c *int32, scales *float32, bias *float32, n int, relu int, rowScale float32)\n\n")
 	g.WriteString("//go:noescape\nfunc quantizeU8AVX2(dst *uint8, src *float32, n int, scale float32, zero int32)\n\n")
 	fmt.Fprintf(&g, "const (\n\tvnniMR = %d\n\tvnniWideMR = %d\n)\n\n", vnniMaxRows, vnniWideMaxRows)
 	g.WriteString("// vnniWideKernels[r] computes r rows x 32 columns (r > vnniMR).\nvar vnniWideKernels = [...]func(a *uint8, lda int, b *int8, kg int, c *int32, ldc int, bias *int32){")

@@ -32,19 +32,19 @@ func DequantizeBiasReLU(c []int32, m, n int, ldc int, aScale float32, bScales []
 	}
 	s := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(s)
-	scales, bias := s.epilogueParams(aScale, bScales, bias, n)
+	scales, rowScale, bias := s.epilogueParams(aScale, bScales, bias, n)
 	for i := range m {
-		dequantizeRow(active, out[i*n:][:n], c[i*ldc:][:n], scales, bias[:n], relu)
+		dequantizeRow(active, out[i*n:][:n], c[i*ldc:][:n], scales, rowScale, bias[:n], relu)
 	}
 	return nil
 }
 
 // dequantizeRowGeneric is the reference for one row of DequantizeBiasReLU:
-// out[j] = float32(c[j])*scales[j] + bias[j], then max(·, 0) if relu, each
-// operation rounded to float32.
-func dequantizeRowGeneric(out []float32, c []int32, scales, bias []float32, relu bool) {
+// out[j] = float32(c[j])*(rowScale*scales[j]) + bias[j], then max(·, 0) if
+// relu, each operation rounded to float32.
+func dequantizeRowGeneric(out []float32, c []int32, scales []float32, rowScale float32, bias []float32, relu bool) {
 	for j, v := range c {
-		x := float32(float32(v)*scales[j]) + bias[j]
+		x := float32(float32(v)*float32(rowScale*scales[j])) + bias[j]
 		if relu && x < 0 {
 			x = 0
 		}
@@ -94,7 +94,7 @@ func GemmU8S8Dequant(m int, a []uint8, lda int, aZero uint8, aScale float32, pb 
 	defer scratchPool.Put(s)
 	rows := min(m, max(epilogueMinRows, epilogueBytes/(4*n)))
 	s.epi = grow(s.epi, rows*n)
-	scales, bias := s.epilogueParams(aScale, bScales, bias, n)
+	scales, rowScale, bias := s.epilogueParams(aScale, bScales, bias, n)
 	c, bias := s.epi, bias[:n]
 	t := active
 	for i0 := 0; i0 < m; i0 += rows {
@@ -105,7 +105,7 @@ func GemmU8S8Dequant(m int, a []uint8, lda int, aZero uint8, aScale float32, pb 
 			gemmU8S8Par(t, r, a[i0*lda:], lda, aZero, pb, c, n)
 		}
 		for i := range r {
-			dequantizeRow(t, out[(i0+i)*ldo:][:n], c[i*n:][:n], scales, bias, relu)
+			dequantizeRow(t, out[(i0+i)*ldo:][:n], c[i*n:][:n], scales, rowScale, bias, relu)
 		}
 	}
 	return nil
@@ -115,23 +115,28 @@ func GemmU8S8Dequant(m int, a []uint8, lda int, aZero uint8, aScale float32, pb 
 // the GEMM's micro-kernels to run full blocks.
 const epilogueMinRows = 48
 
-// epilogueParams returns the combined scales aScale*bScales[j] (bScales of
-// len n, or 1 for all columns) and bias, or zeros for a nil bias, in s.
-func (s *scratch) epilogueParams(aScale float32, bScales, bias []float32, n int) (scales, b []float32) {
-	s.scales = grow(s.scales, n)
+// epilogueParams returns the per-column scales and the row scale whose
+// product is aScale*bScales[j] (bScales of len n, or 1 for all columns):
+// bScales itself and aScale, or ones and aScale*bScales[0], since 1*x is x
+// exactly; and bias, or zeros (in s) for a nil bias. Building
+// aScale*bScales[j] for each call instead cost the 768-3072-768 MLP's int8
+// forward at batch 32, which quantizes each row with its own scale, about
+// 0.15 ms of 1 ms.
+func (s *scratch) epilogueParams(aScale float32, bScales, bias []float32, n int) (scales []float32, rowScale float32, b []float32) {
+	scales, rowScale = bScales, aScale
 	if len(bScales) == 1 {
-		for j := range s.scales {
-			s.scales[j] = aScale * bScales[0]
+		if len(s.ones) < n {
+			s.ones = make([]float32, n)
+			for j := range s.ones {
+				s.ones[j] = 1
+			}
 		}
-	} else {
-		for j, v := range bScales[:n] {
-			s.scales[j] = aScale * v
-		}
+		scales, rowScale = s.ones, aScale*bScales[0]
 	}
 	if bias == nil {
 		s.bias32 = grow(s.bias32, n)
 		clear(s.bias32)
 		bias = s.bias32
 	}
-	return s.scales, bias
+	return scales[:n], rowScale, bias
 }

@@ -18,7 +18,7 @@ func quantizeU8(t Tier, dst []uint8, src []float32, scale float32, zero uint8) {
 	quantizeU8Generic(dst[n:], src[n:], scale, zero)
 }
 
-func dequantizeRow(t Tier, out []float32, c []int32, scales, bias []float32, relu bool) {
+func dequantizeRow(t Tier, out []float32, c []int32, scales []float32, rowScale float32, bias []float32, relu bool) {
 	r := 0
 	if relu {
 		r = 1
@@ -27,10 +27,10 @@ func dequantizeRow(t Tier, out []float32, c []int32, scales, bias []float32, rel
 	switch {
 	case t >= AVX512VNNI && len(c) >= 16:
 		n = len(c) &^ 15
-		dequantRowAVX512(&out[0], &c[0], &scales[0], &bias[0], n, r)
+		dequantRowAVX512(&out[0], &c[0], &scales[0], &bias[0], n, r, rowScale)
 	case t >= AVX2 && len(c) >= 8:
 		n = len(c) &^ 7
-		dequantRowAVX2(&out[0], &c[0], &scales[0], &bias[0], n, r)
+		dequantRowAVX2(&out[0], &c[0], &scales[0], &bias[0], n, r, rowScale)
 	}
-	dequantizeRowGeneric(out[n:], c[n:], scales[n:], bias[n:], relu)
+	dequantizeRowGeneric(out[n:], c[n:], scales[n:], rowScale, bias[n:], relu)
 }

@@ -232,7 +232,7 @@ func TestDequantizeBiasReLU(t *testing.T) {
 								if bb == nil {
 									bb = zero
 								}
-								dequantizeRowGeneric(want[i*n:][:n], c[i*ldc:][:n], full, bb, relu)
+								dequantizeRowGeneric(want[i*n:][:n], c[i*ldc:][:n], full, 1, bb, relu)
 							}
 							buf := make([]float32, m*n+2*gemmGuard)
 							for i := range buf {
