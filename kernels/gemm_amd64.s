@@ -1139,8 +1139,8 @@ gemvloop:
 	VZEROUPPER
 	RET
 
-// func dequantRowAVX512(out *float32, c *int32, scales *float32, bias *float32, n int, relu int, rowScale float32)
-TEXT ·dequantRowAVX512(SB), NOSPLIT, $0-52
+// func dequantRowAVX512(out *float32, c *int32, scales *float32, bias *float32, n int, relu int, rowScale float32, z int32, cs *int32)
+TEXT ·dequantRowAVX512(SB), NOSPLIT, $0-64
 	MOVQ out+0(FP), DI
 	MOVQ c+8(FP), SI
 	MOVQ scales+16(FP), R8
@@ -1148,11 +1148,21 @@ TEXT ·dequantRowAVX512(SB), NOSPLIT, $0-52
 	MOVQ n+32(FP), CX
 	MOVQ relu+40(FP), AX
 	VBROADCASTSS rowScale+48(FP), Z14
+	MOVL z+52(FP), DX
+	VBROADCASTSS z+52(FP), Z13
+	MOVQ cs+56(FP), R10
 	SHRQ $4, CX
 	JZ dequantRowAVX512done
 	VPXORD Z15, Z15, Z15
+	TESTL DX, DX
+	JNZ dequantRowAVX512zsel
 	TESTQ AX, AX
 	JNZ dequantRowAVX512relu
+	JMP dequantRowAVX512plain
+dequantRowAVX512zsel:
+	TESTQ AX, AX
+	JNZ dequantRowAVX512zrelu
+	JMP dequantRowAVX512zplain
 dequantRowAVX512plain:
 	VMULPS (R8), Z14, Z1
 	VCVTDQ2PS (SI), Z0
@@ -1179,12 +1189,48 @@ dequantRowAVX512relu:
 	ADDQ $64, DI
 	DECQ CX
 	JNZ dequantRowAVX512relu
+	JMP dequantRowAVX512done
+dequantRowAVX512zplain:
+	VMULPS (R8), Z14, Z1
+	VPMULLD (R10), Z13, Z2
+	VMOVDQU32 (SI), Z3
+	VPSUBD Z2, Z3, Z3
+	VCVTDQ2PS Z3, Z0
+	VMULPS Z1, Z0, Z0
+	VADDPS (R9), Z0, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, R8
+	ADDQ $64, R9
+	ADDQ $64, DI
+	ADDQ $64, R10
+	DECQ CX
+	JNZ dequantRowAVX512zplain
+	JMP dequantRowAVX512done
+dequantRowAVX512zrelu:
+	VMULPS (R8), Z14, Z1
+	VPMULLD (R10), Z13, Z2
+	VMOVDQU32 (SI), Z3
+	VPSUBD Z2, Z3, Z3
+	VCVTDQ2PS Z3, Z0
+	VMULPS Z1, Z0, Z0
+	VADDPS (R9), Z0, Z0
+	VMAXPS Z0, Z15, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, R8
+	ADDQ $64, R9
+	ADDQ $64, DI
+	ADDQ $64, R10
+	DECQ CX
+	JNZ dequantRowAVX512zrelu
+	JMP dequantRowAVX512done
 dequantRowAVX512done:
 	VZEROUPPER
 	RET
 
-// func dequantRowAVX2(out *float32, c *int32, scales *float32, bias *float32, n int, relu int, rowScale float32)
-TEXT ·dequantRowAVX2(SB), NOSPLIT, $0-52
+// func dequantRowAVX2(out *float32, c *int32, scales *float32, bias *float32, n int, relu int, rowScale float32, z int32, cs *int32)
+TEXT ·dequantRowAVX2(SB), NOSPLIT, $0-64
 	MOVQ out+0(FP), DI
 	MOVQ c+8(FP), SI
 	MOVQ scales+16(FP), R8
@@ -1192,11 +1238,21 @@ TEXT ·dequantRowAVX2(SB), NOSPLIT, $0-52
 	MOVQ n+32(FP), CX
 	MOVQ relu+40(FP), AX
 	VBROADCASTSS rowScale+48(FP), Y14
+	MOVL z+52(FP), DX
+	VBROADCASTSS z+52(FP), Y13
+	MOVQ cs+56(FP), R10
 	SHRQ $3, CX
 	JZ dequantRowAVX2done
 	VPXOR Y15, Y15, Y15
+	TESTL DX, DX
+	JNZ dequantRowAVX2zsel
 	TESTQ AX, AX
 	JNZ dequantRowAVX2relu
+	JMP dequantRowAVX2plain
+dequantRowAVX2zsel:
+	TESTQ AX, AX
+	JNZ dequantRowAVX2zrelu
+	JMP dequantRowAVX2zplain
 dequantRowAVX2plain:
 	VMULPS (R8), Y14, Y1
 	VCVTDQ2PS (SI), Y0
@@ -1223,6 +1279,42 @@ dequantRowAVX2relu:
 	ADDQ $32, DI
 	DECQ CX
 	JNZ dequantRowAVX2relu
+	JMP dequantRowAVX2done
+dequantRowAVX2zplain:
+	VMULPS (R8), Y14, Y1
+	VPMULLD (R10), Y13, Y2
+	VMOVDQU (SI), Y3
+	VPSUBD Y2, Y3, Y3
+	VCVTDQ2PS Y3, Y0
+	VMULPS Y1, Y0, Y0
+	VADDPS (R9), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, R8
+	ADDQ $32, R9
+	ADDQ $32, DI
+	ADDQ $32, R10
+	DECQ CX
+	JNZ dequantRowAVX2zplain
+	JMP dequantRowAVX2done
+dequantRowAVX2zrelu:
+	VMULPS (R8), Y14, Y1
+	VPMULLD (R10), Y13, Y2
+	VMOVDQU (SI), Y3
+	VPSUBD Y2, Y3, Y3
+	VCVTDQ2PS Y3, Y0
+	VMULPS Y1, Y0, Y0
+	VADDPS (R9), Y0, Y0
+	VMAXPS Y0, Y15, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, R8
+	ADDQ $32, R9
+	ADDQ $32, DI
+	ADDQ $32, R10
+	DECQ CX
+	JNZ dequantRowAVX2zrelu
+	JMP dequantRowAVX2done
 dequantRowAVX2done:
 	VZEROUPPER
 	RET
@@ -1273,22 +1365,22 @@ TEXT ·quantizeU8AVX2(SB), NOSPLIT, $0-32
 	SHRQ $3, CX
 	JZ quantizeU8AVX2done
 	MOVL scale+24(FP), AX
-	MOVQ AX, X1
+	VMOVQ AX, X1
 	VPBROADCASTD X1, Y1
 	MOVL zero+28(FP), AX
-	MOVQ AX, X2
+	VMOVQ AX, X2
 	VPBROADCASTD X2, Y2
 	MOVL $0xc4000000, AX
-	MOVQ AX, X3
+	VMOVQ AX, X3
 	VPBROADCASTD X3, Y3
 	MOVL $0x44000000, AX
-	MOVQ AX, X4
+	VMOVQ AX, X4
 	VPBROADCASTD X4, Y4
 	MOVL $0, AX
-	MOVQ AX, X5
+	VMOVQ AX, X5
 	VPBROADCASTD X5, Y5
 	MOVL $255, AX
-	MOVQ AX, X6
+	VMOVQ AX, X6
 	VPBROADCASTD X6, Y6
 quantizeU8AVX2loop:
 	VMOVUPS (SI), Y0
@@ -1302,7 +1394,7 @@ quantizeU8AVX2loop:
 	VEXTRACTI128 $1, Y0, X7
 	VPACKSSDW X7, X0, X0
 	VPACKUSWB X0, X0, X0
-	MOVQ X0, (DI)
+	VMOVQ X0, (DI)
 	ADDQ $32, SI
 	ADDQ $8, DI
 	DECQ CX

@@ -195,11 +195,13 @@ func gemv() {
 }
 
 // dequant writes, for j < n (a multiple of 16), out[j] =
-// float32(c[j])*(rowScale*scales[j]) + bias[j], then max(0, ·) if relu != 0:
-// VCVTDQ2PS, each VMULPS and VADDPS round (no FMA), VMAXPS keeps NaN and -0
-// as they are. rowScale is applied here, not folded into scales beforehand,
-// so that a row with its own scale (dynamic int8 quantizes each row) needs
-// no per-column pass of its own.
+// float32(c[j] - z*cs[j])*(rowScale*scales[j]) + bias[j], then max(0, ·) if
+// relu != 0: the int32 product and difference wrap (VPMULLD, VPSUBD; cs is
+// not read when z is 0), VCVTDQ2PS, each VMULPS and VADDPS round (no FMA),
+// VMAXPS keeps NaN and -0 as they are. rowScale and z are applied here, not
+// folded into scales or c beforehand, so that a row with its own scale and
+// zero point (dynamic int8 quantizes each row) needs no per-column pass of
+// its own.
 //
 // The AVX2 variant (zmm = false) does the same 8 values at a time, n a
 // multiple of 8.
@@ -208,8 +210,8 @@ func dequant(zmm bool) {
 	if !zmm {
 		name, R, w, shift = "dequantRowAVX2", "Y", 32, 3
 	}
-	fmt.Fprintf(&s, "// func %s(out *float32, c *int32, scales *float32, bias *float32, n int, relu int, rowScale float32)\n", name)
-	fmt.Fprintf(&s, "TEXT ·%s(SB), NOSPLIT, $0-52\n", name)
+	fmt.Fprintf(&s, "// func %s(out *float32, c *int32, scales *float32, bias *float32, n int, relu int, rowScale float32, z int32, cs *int32)\n", name)
+	fmt.Fprintf(&s, "TEXT ·%s(SB), NOSPLIT, $0-64\n", name)
 	p("MOVQ out+0(FP), DI")
 	p("MOVQ c+8(FP), SI")
 	p("MOVQ scales+16(FP), R8")
@@ -217,6 +219,9 @@ func dequant(zmm bool) {
 	p("MOVQ n+32(FP), CX")
 	p("MOVQ relu+40(FP), AX")
 	p("VBROADCASTSS rowScale+48(FP), %s14", R)
+	p("MOVL z+52(FP), DX")
+	p("VBROADCASTSS z+52(FP), %s13", R) // the int32's bits
+	p("MOVQ cs+56(FP), R10")
 	p("SHRQ $%d, CX", shift)
 	p("JZ %sdone", name)
 	if zmm {
@@ -224,29 +229,53 @@ func dequant(zmm bool) {
 	} else {
 		p("VPXOR Y15, Y15, Y15")
 	}
+	p("TESTL DX, DX")
+	p("JNZ %szsel", name)
 	p("TESTQ AX, AX")
 	p("JNZ %srelu", name)
-	for _, relu := range []bool{false, true} {
-		l := name + "plain"
-		if relu {
-			l = name + "relu"
-		}
-		label(l)
-		p("VMULPS (R8), %s14, %s1", R, R)
-		p("VCVTDQ2PS (SI), %s0", R)
-		p("VMULPS %s1, %s0, %s0", R, R, R)
-		p("VADDPS (R9), %s0, %s0", R, R)
-		if relu {
-			p("VMAXPS %s0, %s15, %s0", R, R, R)
-		}
-		p("VMOVUPS %s0, (DI)", R)
-		p("ADDQ $%d, SI", w)
-		p("ADDQ $%d, R8", w)
-		p("ADDQ $%d, R9", w)
-		p("ADDQ $%d, DI", w)
-		p("DECQ CX")
-		p("JNZ %s", l)
-		if !relu {
+	p("JMP %splain", name)
+	label(name + "zsel")
+	p("TESTQ AX, AX")
+	p("JNZ %szrelu", name)
+	p("JMP %szplain", name)
+	for _, corr := range []bool{false, true} {
+		for _, relu := range []bool{false, true} {
+			l := name + "plain"
+			if relu {
+				l = name + "relu"
+			}
+			if corr {
+				l = name + "z" + l[len(name):]
+			}
+			label(l)
+			p("VMULPS (R8), %s14, %s1", R, R)
+			if corr {
+				p("VPMULLD (R10), %s13, %s2", R, R)
+				if zmm {
+					p("VMOVDQU32 (SI), Z3")
+				} else {
+					p("VMOVDQU (SI), Y3")
+				}
+				p("VPSUBD %s2, %s3, %s3", R, R, R)
+				p("VCVTDQ2PS %s3, %s0", R, R)
+			} else {
+				p("VCVTDQ2PS (SI), %s0", R)
+			}
+			p("VMULPS %s1, %s0, %s0", R, R, R)
+			p("VADDPS (R9), %s0, %s0", R, R)
+			if relu {
+				p("VMAXPS %s0, %s15, %s0", R, R, R)
+			}
+			p("VMOVUPS %s0, (DI)", R)
+			p("ADDQ $%d, SI", w)
+			p("ADDQ $%d, R8", w)
+			p("ADDQ $%d, R9", w)
+			p("ADDQ $%d, DI", w)
+			if corr {
+				p("ADDQ $%d, R10", w)
+			}
+			p("DECQ CX")
+			p("JNZ %s", l)
 			p("JMP %sdone", name)
 		}
 	}
@@ -277,7 +306,7 @@ func quant(zmm bool) {
 		if zmm {
 			p("VPBROADCASTD AX, Z%d", reg)
 		} else {
-			p("MOVQ AX, X%d", reg)
+			p("VMOVQ AX, X%d", reg) // VEX: a legacy SSE move here pays for the dirty upper halves
 			p("VPBROADCASTD X%d, Y%d", reg, reg)
 		}
 	}
@@ -310,7 +339,7 @@ func quant(zmm bool) {
 		p("VEXTRACTI128 $1, Y0, X7")
 		p("VPACKSSDW X7, X0, X0")
 		p("VPACKUSWB X0, X0, X0")
-		p("MOVQ X0, (DI)")
+		p("VMOVQ X0, (DI)")
 	}
 	p("ADDQ $%d, SI", w)
 	p("ADDQ $%d, DI", w/4)
@@ -348,9 +377,9 @@ func main() {
 		fmt.Fprintf(&g, "//go:noescape\nfunc gemmVNNI%dx32(a *uint8, lda int, b *int8, kg int, c *int32, ldc int, bias *int32)\n\n", r)
 	}
 	g.WriteString("//go:noescape\nfunc gemvVNNI(a *uint8, b *int8, kg int, panels int, c *int32, bias *int32)\n\n")
-	g.WriteString("//go:noescape\nfunc dequantRowAVX512(out *float32, c *int32, scales *float32, bias *float32, n int, relu int, rowScale float32)\n\n")
+	g.WriteString("//go:noescape\nfunc dequantRowAVX512(out *float32, c *int32, scales *float32, bias *float32, n int, relu int, rowScale float32, z int32, cs *int32)\n\n")
 	g.WriteString("//go:noescape\nfunc quantizeU8AVX512(dst *uint8, src *float32, n int, scale float32, zero int32)\n\n")
-	g.WriteString("//go:noescape\nfunc dequantRowAVX2(out *float32, c *int32, scales *float32, bias *float32, n int, relu int, rowScale float32)\n\n")
+	g.WriteString("//go:noescape\nfunc dequantRowAVX2(out *float32, c *int32, scales *float32, bias *float32, n int, relu int, rowScale float32, z int32, cs *int32)\n\n")
 	g.WriteString("//go:noescape\nfunc quantizeU8AVX2(dst *uint8, src *float32, n int, scale float32, zero int32)\n\n")
 	fmt.Fprintf(&g, "const (\n\tvnniMR = %d\n\tvnniWideMR = %d\n)\n\n", vnniMaxRows, vnniWideMaxRows)
 	g.WriteString("// vnniWideKernels[r] computes r rows x 32 columns (r > vnniMR).\nvar vnniWideKernels = [...]func(a *uint8, lda int, b *int8, kg int, c *int32, ldc int, bias *int32){")

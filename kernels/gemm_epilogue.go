@@ -14,36 +14,88 @@ import "fmt"
 // m x n, row stride n. ReLU keeps NaN and -0 as they are. It returns an
 // error wrapping ErrShape if a slice is too short for the shape.
 func DequantizeBiasReLU(c []int32, m, n int, ldc int, aScale float32, bScales []float32, bias []float32, relu bool, out []float32) error {
-	switch {
-	case m < 0 || n < 0:
-		return fmt.Errorf("%w: DequantizeBiasReLU m=%d n=%d: want both >= 0", ErrShape, m, n)
-	case ldc < n:
-		return fmt.Errorf("%w: DequantizeBiasReLU ldc=%d: want >= n=%d", ErrShape, ldc, n)
-	case m == 0 || n == 0:
-		return nil
-	case len(c) < (m-1)*ldc+n:
-		return fmt.Errorf("%w: DequantizeBiasReLU len(c)=%d: want >= (m-1)*ldc+n = %d", ErrShape, len(c), (m-1)*ldc+n)
-	case len(bScales) != n && len(bScales) != 1:
-		return fmt.Errorf("%w: DequantizeBiasReLU len(bScales)=%d: want n=%d or 1", ErrShape, len(bScales), n)
-	case bias != nil && len(bias) < n:
-		return fmt.Errorf("%w: DequantizeBiasReLU len(bias)=%d: want >= n=%d or nil", ErrShape, len(bias), n)
-	case len(out) < m*n:
-		return fmt.Errorf("%w: DequantizeBiasReLU len(out)=%d: want >= m*n = %d", ErrShape, len(out), m*n)
+	if err := checkDequant("DequantizeBiasReLU", c, m, n, ldc, bScales, bias, out); err != nil || m == 0 || n == 0 {
+		return err
 	}
 	s := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(s)
 	scales, rowScale, bias := s.epilogueParams(aScale, bScales, bias, n)
 	for i := range m {
-		dequantizeRow(active, out[i*n:][:n], c[i*ldc:][:n], scales, rowScale, bias[:n], relu)
+		dequantizeRow(active, out[i*n:][:n], c[i*ldc:][:n], scales, rowScale, 0, nil, bias[:n], relu)
+	}
+	return nil
+}
+
+// DequantizeRowsBiasReLU is DequantizeBiasReLU for rows quantized each
+// with its own scale and zero point, multiplied by GemmU8S8 with 0 as A's
+// zero point (a GEMM takes one): for i < m and j < n,
+//
+//	v = float32(c[i*ldc+j] - aZeros[i]*ColSums()[j]) * (aScales[i] * bScales[j]) + bias[j]
+//	out[i*n+j] = relu ? max(v, 0) : v
+//
+// the int32 operations wrapping as GemmU8S8's sums do, so that the first
+// term is exactly what GemmU8S8 with aZeros[i] as zero point gives, and
+// the float ones as DequantizeBiasReLU does them. pb is the GEMM's B (n
+// columns). aZeros nil means zero points of 0. It returns an error wrapping
+// ErrShape if a slice is too short for the shape.
+func DequantizeRowsBiasReLU(c []int32, m, n, ldc int, aScales []float32, aZeros []uint8, pb *PackedB, bScales, bias []float32, relu bool, out []float32) error {
+	switch {
+	case pb == nil:
+		return fmt.Errorf("%w: DequantizeRowsBiasReLU: nil PackedB", ErrShape)
+	case pb.n != n:
+		return fmt.Errorf("%w: DequantizeRowsBiasReLU n=%d: want B's %d columns", ErrShape, n, pb.n)
+	case m < 0:
+		return fmt.Errorf("%w: DequantizeRowsBiasReLU m=%d: want >= 0", ErrShape, m)
+	case len(aScales) < m || (aZeros != nil && len(aZeros) < m):
+		return fmt.Errorf("%w: DequantizeRowsBiasReLU len(aScales)=%d, len(aZeros)=%d: want >= m=%d (aZeros may be nil)", ErrShape, len(aScales), len(aZeros), m)
+	}
+	if err := checkDequant("DequantizeRowsBiasReLU", c, m, n, ldc, bScales, bias, out); err != nil || m == 0 || n == 0 {
+		return err
+	}
+	s := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(s)
+	for i := range m {
+		scales, rowScale, bias := s.epilogueParams(aScales[i], bScales, bias, n)
+		var z int32
+		if aZeros != nil {
+			z = int32(aZeros[i])
+		}
+		dequantizeRow(active, out[i*n:][:n], c[i*ldc:][:n], scales, rowScale, z, pb.colSum[:n], bias[:n], relu)
+	}
+	return nil
+}
+
+// checkDequant checks the arguments of DequantizeBiasReLU (name) and its
+// kin.
+func checkDequant(name string, c []int32, m, n, ldc int, bScales, bias, out []float32) error {
+	switch {
+	case m < 0 || n < 0:
+		return fmt.Errorf("%w: %s m=%d n=%d: want both >= 0", ErrShape, name, m, n)
+	case ldc < n:
+		return fmt.Errorf("%w: %s ldc=%d: want >= n=%d", ErrShape, name, ldc, n)
+	case m == 0 || n == 0:
+		return nil
+	case len(c) < (m-1)*ldc+n:
+		return fmt.Errorf("%w: %s len(c)=%d: want >= (m-1)*ldc+n = %d", ErrShape, name, len(c), (m-1)*ldc+n)
+	case len(bScales) != n && len(bScales) != 1:
+		return fmt.Errorf("%w: %s len(bScales)=%d: want n=%d or 1", ErrShape, name, len(bScales), n)
+	case bias != nil && len(bias) < n:
+		return fmt.Errorf("%w: %s len(bias)=%d: want >= n=%d or nil", ErrShape, name, len(bias), n)
+	case len(out) < m*n:
+		return fmt.Errorf("%w: %s len(out)=%d: want >= m*n = %d", ErrShape, name, len(out), m*n)
 	}
 	return nil
 }
 
 // dequantizeRowGeneric is the reference for one row of DequantizeBiasReLU:
-// out[j] = float32(c[j])*(rowScale*scales[j]) + bias[j], then max(·, 0) if
-// relu, each operation rounded to float32.
-func dequantizeRowGeneric(out []float32, c []int32, scales []float32, rowScale float32, bias []float32, relu bool) {
+// out[j] = float32(c[j] - z*cs[j])*(rowScale*scales[j]) + bias[j], then
+// max(·, 0) if relu, the int32 operations wrapping (cs is not read when z
+// is 0), each float operation rounded to float32.
+func dequantizeRowGeneric(out []float32, c []int32, scales []float32, rowScale float32, z int32, cs []int32, bias []float32, relu bool) {
 	for j, v := range c {
+		if z != 0 {
+			v -= z * cs[j]
+		}
 		x := float32(float32(v)*float32(rowScale*scales[j])) + bias[j]
 		if relu && x < 0 {
 			x = 0
@@ -105,7 +157,7 @@ func GemmU8S8Dequant(m int, a []uint8, lda int, aZero uint8, aScale float32, pb 
 			gemmU8S8Par(t, r, a[i0*lda:], lda, aZero, pb, c, n)
 		}
 		for i := range r {
-			dequantizeRow(t, out[(i0+i)*ldo:][:n], c[i*n:][:n], scales, rowScale, bias, relu)
+			dequantizeRow(t, out[(i0+i)*ldo:][:n], c[i*n:][:n], scales, rowScale, 0, nil, bias, relu)
 		}
 	}
 	return nil

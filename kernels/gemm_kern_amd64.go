@@ -44,13 +44,13 @@ func gemmVNNI12x32(a *uint8, lda int, b *int8, kg int, c *int32, ldc int, bias *
 func gemvVNNI(a *uint8, b *int8, kg int, panels int, c *int32, bias *int32)
 
 //go:noescape
-func dequantRowAVX512(out *float32, c *int32, scales *float32, bias *float32, n int, relu int, rowScale float32)
+func dequantRowAVX512(out *float32, c *int32, scales *float32, bias *float32, n int, relu int, rowScale float32, z int32, cs *int32)
 
 //go:noescape
 func quantizeU8AVX512(dst *uint8, src *float32, n int, scale float32, zero int32)
 
 //go:noescape
-func dequantRowAVX2(out *float32, c *int32, scales *float32, bias *float32, n int, relu int, rowScale float32)
+func dequantRowAVX2(out *float32, c *int32, scales *float32, bias *float32, n int, relu int, rowScale float32, z int32, cs *int32)
 
 //go:noescape
 func quantizeU8AVX2(dst *uint8, src *float32, n int, scale float32, zero int32)

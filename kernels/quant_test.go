@@ -4,6 +4,8 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -232,7 +234,7 @@ func TestDequantizeBiasReLU(t *testing.T) {
 								if bb == nil {
 									bb = zero
 								}
-								dequantizeRowGeneric(want[i*n:][:n], c[i*ldc:][:n], full, 1, bb, relu)
+								dequantizeRowGeneric(want[i*n:][:n], c[i*ldc:][:n], full, 1, 0, nil, bb, relu)
 							}
 							buf := make([]float32, m*n+2*gemmGuard)
 							for i := range buf {
@@ -378,6 +380,101 @@ func TestGemmU8S8Dequant(t *testing.T) {
 	} {
 		if !errors.Is(tc.err, ErrShape) {
 			t.Errorf("%s: got %v, want ErrShape", tc.name, tc.err)
+		}
+	}
+}
+
+// TestDequantizeRowsBiasReLU checks, on every tier, that one GEMM with 0 as
+// zero point followed by DequantizeRowsBiasReLU gives, bit for bit, what
+// GemmU8S8Dequant gives row by row with each row's own zero point and
+// scale: the guarantee a batch of rows quantized on their own relies on.
+// Widths cover the SIMD blocks and their tails; zero points include 0 and
+// 255; scales are per column and per tensor; bias nil or not; with and
+// without ReLU. Cells past the output are left alone, and bad shapes are
+// refused.
+func TestDequantizeRowsBiasReLU(t *testing.T) {
+	gemmForEachTier(t, func(t *testing.T) {
+		r := newTestRand(31)
+		for _, n := range []int{1, 7, 8, 16, 33, 100} {
+			m, k := 5, 40
+			a := make([]uint8, m*k)
+			for i := range a {
+				a[i] = uint8(r.UintN(256))
+			}
+			b := make([]int8, k*n)
+			for i := range b {
+				b[i] = int8(r.UintN(256))
+			}
+			pb := PackB(b, k, n)
+			aScales := []float32{0.02, 0.5, 1e-3, 3, 0.07}
+			aZeros := []uint8{0, 255, 17, 128, 0}
+			sc, bias := make([]float32, n), make([]float32, n)
+			for j := range sc {
+				sc[j] = float32(r.Float64()*0.1 + 1e-3)
+				bias[j] = float32(r.NormFloat64())
+			}
+			c := make([]int32, m*n)
+			GemmU8S8(m, a, k, 0, pb, c, n)
+			for _, relu := range []bool{false, true} {
+				for _, bb := range [][]float32{bias, nil} {
+					for _, scs := range [][]float32{sc, sc[:1]} {
+						want := make([]float32, m*n)
+						for i := range m {
+							if err := GemmU8S8Dequant(1, a[i*k:], k, aZeros[i], aScales[i], pb, scs, bb, relu, want[i*n:], n); err != nil {
+								t.Fatal(err)
+							}
+						}
+						buf := make([]float32, m*n+gemmGuard)
+						for i := range buf {
+							buf[i] = 12345
+						}
+						if err := DequantizeRowsBiasReLU(c, m, n, n, aScales, aZeros, pb, scs, bb, relu, buf[:m*n]); err != nil {
+							t.Fatal(err)
+						}
+						for i := m * n; i < len(buf); i++ {
+							if buf[i] != 12345 {
+								t.Fatalf("n=%d: cell %d past the output written", n, i)
+							}
+						}
+						for i, w := range want {
+							if math.Float32bits(buf[i]) != math.Float32bits(w) {
+								t.Fatalf("%v n=%d relu=%v bias=%v scales=%d: out[%d][%d] = %v, want %v", Active(), n, relu, bb != nil, len(scs), i/n, i%n, buf[i], w)
+							}
+						}
+					}
+				}
+			}
+			// Zero points of nil are zeros.
+			got, want := make([]float32, m*n), make([]float32, m*n)
+			if err := DequantizeRowsBiasReLU(c, m, n, n, aScales, nil, pb, sc, bias, false, got); err != nil {
+				t.Fatal(err)
+			}
+			if err := DequantizeRowsBiasReLU(c, m, n, n, aScales, make([]uint8, m), pb, sc, bias, false, want); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("n=%d: nil zero points differ from zeros", n)
+			}
+		}
+	})
+	pb := PackB(make([]int8, 4*8), 4, 8)
+	c, out := make([]int32, 16), make([]float32, 16)
+	for _, tc := range []struct {
+		name    string
+		pb      *PackedB
+		n       int
+		scales  []float32
+		zeros   []uint8
+		wantErr string
+	}{
+		{"nil B", nil, 8, []float32{1, 1}, nil, "nil PackedB"},
+		{"n not B's", pb, 7, []float32{1, 1}, nil, "want B's 8 columns"},
+		{"short scales", pb, 8, []float32{1}, nil, "len(aScales)=1"},
+		{"short zeros", pb, 8, []float32{1, 1}, []uint8{0}, "len(aZeros)=1"},
+	} {
+		err := DequantizeRowsBiasReLU(c, 2, tc.n, 8, tc.scales, tc.zeros, tc.pb, []float32{1}, nil, false, out)
+		if !errors.Is(err, ErrShape) || !strings.Contains(err.Error(), tc.wantErr) {
+			t.Errorf("%s: error %v, want ErrShape saying %q", tc.name, err, tc.wantErr)
 		}
 	}
 }

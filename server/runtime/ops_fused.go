@@ -100,33 +100,17 @@ func (k *denseKernel) run(out *gt.Dense, ins []*gt.Dense) error {
 		k.sx[r], k.zx[r] = s, z
 		uniform = uniform && z == k.zx[0]
 	}
+	// One zero point for the GEMM: the rows' own if they share it, else
+	// 0, and each row's own is taken off as the rows are dequantized.
 	var aZero uint8
+	zs := k.zx[:m]
 	if uniform {
-		aZero = k.zx[0]
+		aZero, zs = k.zx[0], nil
 	}
 	if err := kernels.GemmU8S8Checked(m, k.aq, kk, aZero, q.packed, k.acc, n); err != nil {
 		return err
 	}
-	if !uniform {
-		// The GEMM took 0 as every row's zero point: subtract z * colsum.
-		cs := q.packed.ColSums()
-		for r, z := range k.zx {
-			if z == 0 {
-				continue
-			}
-			zz := int32(z)
-			row := k.acc[r*n : (r+1)*n]
-			for j := range row {
-				row[j] -= zz * cs[j]
-			}
-		}
-	}
-	for r := range m {
-		if err := kernels.DequantizeBiasReLU(k.acc[r*n:(r+1)*n], 1, n, n, k.sx[r], q.wScale, fd.bias, fd.relu, y[r*n:(r+1)*n]); err != nil {
-			return err
-		}
-	}
-	return nil
+	return kernels.DequantizeRowsBiasReLU(k.acc, m, n, n, k.sx[:m], zs, q.packed, q.wScale, fd.bias, fd.relu, y)
 }
 
 func reluInPlace(y []float32) {
@@ -189,6 +173,8 @@ type int8ConvKernel struct {
 	sx     []float32
 	zx     []uint8
 	yt     []float32 // one image's output [P][M]
+	rs     []float32 // its P rows' scale, and zero point (all the image's)
+	rz     []uint8
 }
 
 func (k *int8ConvKernel) String() string {
@@ -269,22 +255,25 @@ func (k *int8ConvKernel) runBatched(y, x []float32) error {
 		aZero = k.zx[0]
 	}
 	kernels.GemmU8S8(batch*p, k.a, kk, aZero, qc.packed[0], k.c, mOut)
-	cs := qc.packed[0].ColSums()
 	image := mOut * p
 	k.yt = qconvGrow(k.yt, p*mOut)
+	k.rs, k.rz = qconvGrow(k.rs, p), qconvGrow(k.rz, p)
 	for n := range batch {
 		c, yi := k.c[n*p*mOut:(n+1)*p*mOut], y[n*image:(n+1)*image]
-		if z := int32(k.zx[n]); !uniform && z != 0 {
+		// [P][M] rows dequantize with the kernels' epilogue (per-channel
+		// scales and bias along the row; the image's zero point taken off
+		// if the GEMM took 0), then transpose to [M][P].
+		var zs []uint8
+		for i := range p {
+			k.rs[i] = k.sx[n]
+		}
+		if !uniform {
+			zs = k.rz
 			for i := range p {
-				row := c[i*mOut : (i+1)*mOut]
-				for m := range row {
-					row[m] -= z * cs[m]
-				}
+				zs[i] = k.zx[n]
 			}
 		}
-		// [P][M] rows dequantize with the kernels' epilogue (per-channel
-		// scales and bias along the row), then transpose to [M][P].
-		if err := kernels.DequantizeBiasReLU(c, p, mOut, mOut, k.sx[n], k.q.wScale, k.bias, k.relu, k.yt); err != nil {
+		if err := kernels.DequantizeRowsBiasReLU(c, p, mOut, mOut, k.rs, zs, qc.packed[0], k.q.wScale, k.bias, k.relu, k.yt); err != nil {
 			return err
 		}
 		for i := range p {
