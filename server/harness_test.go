@@ -80,18 +80,16 @@ func start(t *testing.T, modelsDir string, edit ...func(*config.Config)) *instan
 	return in
 }
 
-// waitLoaded polls ListModels until no version is LOADING.
+// waitLoaded waits until the server's initial load is over (Loaded). No
+// version LOADING is not enough: between a newest version failing and the
+// one before it starting to load, none is.
 func waitLoaded(t *testing.T, in *instance) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		models, err := in.client.ListModels(context.Background())
-		if err == nil && len(models) > 0 && !anyLoading(models) {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
+	select {
+	case <-in.srv.Loaded():
+	case <-time.After(60 * time.Second):
+		t.Fatal("models did not finish loading within 60 s")
 	}
-	t.Fatal("models did not finish loading within 60 s")
 }
 
 // grpcConn dials the server's gRPC port without the SDK, for health checks.

@@ -65,6 +65,7 @@ type Server struct {
 	// guard authenticates callers on every port.
 	guard   *middleware.Authenticator
 	started time.Time
+	loaded  chan struct{} // closed when the initial load is over
 }
 
 // New validates cfg, opens the three listeners and builds the servers. Models
@@ -73,7 +74,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, started: time.Now(), health: health.NewServer()}
+	s := &Server{cfg: cfg, log: log, started: time.Now(), health: health.NewServer(), loaded: make(chan struct{})}
 
 	var fsys fs.FS = models.Default
 	if cfg.Models != "" {
@@ -284,6 +285,12 @@ func (s *Server) GRPCAddr() string  { return s.grpcLis.Addr().String() }
 func (s *Server) HTTPAddr() string  { return s.httpLis.Addr().String() }
 func (s *Server) AdminAddr() string { return s.adminLis.Addr().String() }
 
+// Loaded is closed once Serve's initial load of the repository is over,
+// whatever its outcome: every version it wanted is AVAILABLE or FAILED,
+// including the older versions it falls back to when the newest fail. Until
+// then a model can be missing, or show only a version that failed.
+func (s *Server) Loaded() <-chan struct{} { return s.loaded }
+
 // setServing sets the overall and the InferenceService health status.
 func (s *Server) setServing(ok bool) {
 	st := healthpb.HealthCheckResponse_NOT_SERVING
@@ -390,6 +397,7 @@ func (s *Server) loadModels(ctx context.Context) {
 	}
 	ready, reason := s.repo.Ready()
 	s.setServing(ready)
+	close(s.loaded)
 	if ready {
 		s.log.Info("ready", "since_start", time.Since(s.started))
 	} else {

@@ -161,6 +161,12 @@ func startTLS(t testing.TB, edit ...func(*config.Config)) *tlsInstance {
 		}
 	})
 	in := &tlsInstance{srv: srv, pki: p, client: client, grpc: srv.GRPCAddr(), rest: srv.HTTPAddr(), admin: srv.AdminAddr()}
+	select {
+	case <-srv.Loaded():
+	case <-time.After(60 * time.Second):
+		t.Fatal("models did not finish loading within 60 s")
+	}
+	// And the client reaches them over TLS.
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		models, err := client.ListModels(context.Background())
