@@ -107,7 +107,7 @@ test: checkgenerate lint breaking node-tests ## Install what is needed, check ge
 
 .PHONY: test-allocs
 test-allocs: ## Allocation-count tests, which only mean something without -race.
-	go test -count=1 -run 'Allocat' ./server/runtime/
+	go test -count=1 -run 'Allocat|NoAllocs' ./kernels/ ./server/runtime/
 
 .PHONY: conformance
 conformance: node-tests ## ONNX's backend node tests against testdata/conformance/expected.txt, with per-operator counts.
