@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/corvidml/corvid/kernels"
 	gt "gorgonia.org/tensor"
 )
 
@@ -52,37 +51,8 @@ func softmaxRun[T float32 | float64](k *softmaxKernel, out, x []T) {
 	switch {
 	case k.log:
 		logSoftmax(k.axisLayout, out, x)
-	case k.inner == 1:
-		if x32, ok := any(x).([]float32); ok {
-			softmaxRows32(k.axisLayout, any(out).([]float32), x32)
-			return
-		}
-		fallthrough
 	default:
 		softmax(k.axisLayout, out, x, expFor[T]())
-	}
-}
-
-// softmaxRows32 is softmax for float32 over contiguous rows (inner == 1),
-// with the same bits: the largest value from kernels.MinMax (SIMD; it
-// skips NaNs, and a row with a NaN is all NaN either way, through the
-// sum), exp32 called directly. On the 768-3072-768 MLP's 32 x 768 output,
-// the scalar max loop and the call through a func value took about 0.1 ms
-// of softmax's 0.27.
-func softmaxRows32(l axisLayout, out, x []float32) {
-	for o := 0; o < l.outer; o++ {
-		row, dst := x[o*l.n:][:l.n], out[o*l.n:][:l.n]
-		_, hi := kernels.MinMax(row)
-		m := float64(hi)
-		var sum float64
-		for i, v := range row {
-			e := exp32(float64(v) - m)
-			dst[i] = float32(e)
-			sum += e
-		}
-		for i, v := range dst {
-			dst[i] = float32(float64(v) / sum)
-		}
 	}
 }
 
