@@ -54,8 +54,12 @@ func DequantizeRowsBiasReLU(c []int32, m, n, ldc int, aScales []float32, aZeros 
 	}
 	s := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(s)
+	scales, _, bias := s.epilogueParams(1, bScales, bias, n) // the columns' part, once
 	for i := range m {
-		scales, rowScale, bias := s.epilogueParams(aScales[i], bScales, bias, n)
+		rowScale := aScales[i]
+		if len(bScales) == 1 {
+			rowScale *= bScales[0] // as epilogueParams does: scales are ones
+		}
 		var z int32
 		if aZeros != nil {
 			z = int32(aZeros[i])

@@ -397,15 +397,9 @@ func TestDequantizeRowsBiasReLU(t *testing.T) {
 		r := newTestRand(31)
 		for _, n := range []int{1, 7, 8, 16, 33, 100} {
 			m, k := 5, 40
-			a := make([]uint8, m*k)
-			for i := range a {
-				a[i] = uint8(r.UintN(256))
-			}
-			b := make([]int8, k*n)
-			for i := range b {
-				b[i] = int8(r.UintN(256))
-			}
-			pb := PackB(b, k, n)
+			gc := gemmRandCase(r, m, n, k)
+			a, lda := gc.a, gc.lda
+			pb := PackB(gc.b, k, n)
 			aScales := []float32{0.02, 0.5, 1e-3, 3, 0.07}
 			aZeros := []uint8{0, 255, 17, 128, 0}
 			sc, bias := make([]float32, n), make([]float32, n)
@@ -414,13 +408,13 @@ func TestDequantizeRowsBiasReLU(t *testing.T) {
 				bias[j] = float32(r.NormFloat64())
 			}
 			c := make([]int32, m*n)
-			GemmU8S8(m, a, k, 0, pb, c, n)
+			GemmU8S8(m, a, lda, 0, pb, c, n)
 			for _, relu := range []bool{false, true} {
 				for _, bb := range [][]float32{bias, nil} {
 					for _, scs := range [][]float32{sc, sc[:1]} {
 						want := make([]float32, m*n)
 						for i := range m {
-							if err := GemmU8S8Dequant(1, a[i*k:], k, aZeros[i], aScales[i], pb, scs, bb, relu, want[i*n:], n); err != nil {
+							if err := GemmU8S8Dequant(1, a[i*lda:], lda, aZeros[i], aScales[i], pb, scs, bb, relu, want[i*n:], n); err != nil {
 								t.Fatal(err)
 							}
 						}
