@@ -4,9 +4,10 @@ package kernels
 // serial code of the active tier on a sub-problem, so the results are
 // bit-identical to a serial call, whatever the thread count:
 //
-//   - int8: for M < parRowSplitM along N, in whole 64-column panels of the
+//   - int8: for M < parRowSplitM along N, in 64-column panels of the
 //     packed B, when there are at least two per core (each core then streams
-//     only its share of the weights: what memory-bound small M needs), else
+//     only its share of the weights: what memory-bound small M needs), each
+//     panel cut into blocks of rows (6 or so; whole panels on AMX), else
 //     along M in whole blocks of rows (6, the VNNI micro-tile; 16, a row
 //     tile, on AMX, which also splits along M when B fits in L2, see
 //     preferRows); each share calls gemmU8S8 (the tier dispatcher, whatever
@@ -28,13 +29,18 @@ var parMinMACs = 1 << 20
 // its share of B.
 const parRowSplitM = 256
 
-// parChunksPerPart is how many chunks each participant gets on average:
-// more than one, so that a core the OS takes away for a while, or one that
-// runs slower (a shared host's vCPUs can differ by 1.5x for seconds), is
-// made up for by the others. With 6 rather than 2, two cores on 8-128 x
-// 768^2 (avx512vnni) ran at 0.88-1.17x of a fixed half-and-half split
-// rather than 0.90-0.98x, the most when the two vCPUs' rates differed
-// (BenchmarkParallelScaling's pool/split, three runs each).
+// parChunksPerPart is how many chunks each participant of an fp32 GEMM
+// split by rows gets on average: more than one, so that a core the OS
+// takes away for a while, or one that runs slower (a shared host's vCPUs
+// can differ by 1.5x for seconds), is made up for by the others. An int8
+// GEMM has as many chunks as units (blocks of rows of a panel, or of all
+// panels), up to maxChunks: each participant runs its own in a few calls
+// (takeFront), and the smallest chunks are left for the end. Against 6
+// chunks per core, run one at a time, that took pool/both on 8 x 3072^2
+// from 0.91-0.94 to 0.98-0.99 (avx2) and from 0.84-0.96 to 0.95-0.97
+// (avx512vnni), on 1024^3 (avx2) from 0.95 to 0.99; on 8 x 768^2
+// (avx512vnni) it stayed at 0.82-0.83 (BenchmarkParallelScaling, two
+// runs each, alternating).
 const parChunksPerPart = 6
 
 // tierParWeight is how many times faster than the VNNI kernels tier t's
@@ -50,9 +56,12 @@ func tierParWeight(t Tier, m int, pb *PackedB) float64 {
 	return 1
 }
 
-// maxParts bounds how many cores one GEMM is split over, so that its
-// chunks (parChunksPerPart per core) fit a share's 16-bit range (pool.go).
+// maxParts bounds how many cores one GEMM is split over, so that each
+// gets chunks (parChunksPerPart) in a share's 16-bit range (pool.go).
 const maxParts = 1 << 12
+
+// maxChunks bounds how many chunks a job has: a share's range is 16-bit.
+const maxChunks = 1<<16 - 1
 
 // parParts returns how many cores a GEMM of macs multiply-accumulates should
 // use: at most Parallelism (and maxParts), at least parMinMACs each.
@@ -70,6 +79,9 @@ func span(i, n, units int) (lo, hi int) {
 }
 
 // u8Job is an int8 GEMM split by columns (panels) or rows (6-row blocks).
+// Split by columns, each panel may be cut into rb blocks of rows: a unit
+// is then one block of one panel, panel-major, so that a range of units
+// is whole panels but for a block or more of a panel at either end.
 type u8Job struct {
 	t      Tier
 	m      int
@@ -80,16 +92,18 @@ type u8Job struct {
 	c      []int32
 	ldc    int
 	byCols bool
-	units  int // panels or row blocks
-	rows   int // rows per block
+	units  int // panels (times rb) or row blocks
+	rows   int // rows per block, split by rows
+	rb     int // blocks of rows per panel, split by columns
 	chunks int
 	views  []*PackedB // one per participant
 	amx    []amxShare // one per participant
 	id     uint64     // counts the jobs, for amxShare
 }
 
-func (j *u8Job) run(p, i int) {
-	lo, hi := span(i, j.chunks, j.units)
+func (j *u8Job) run(p, i0, i1 int) {
+	lo, _ := span(i0, j.chunks, j.units)
+	_, hi := span(i1-1, j.chunks, j.units)
 	if lo == hi {
 		return
 	}
@@ -98,12 +112,32 @@ func (j *u8Job) run(p, i int) {
 		gemmU8S8(j.t, r1-r0, j.a[r0*j.lda:], j.lda, j.aZero, j.pb, j.c[r0*j.ldc:], j.ldc)
 		return
 	}
+	rb := j.rb
+	for u := lo; u < hi; {
+		p0, b0 := u/rb, u%rb
+		if b0 == 0 && hi-u >= rb {
+			// Whole panels, every row.
+			p1 := hi / rb
+			j.cols(p, p0, p1, 0, j.m)
+			u = p1 * rb
+			continue
+		}
+		b1 := min(rb, b0+hi-u)
+		r0, _ := span(b0, rb, j.m)
+		_, r1 := span(b1-1, rb, j.m)
+		j.cols(p, p0, p0+1, r0, r1)
+		u += b1 - b0
+	}
+}
+
+// cols computes rows [r0, r1) of panels [p0, p1) on participant p.
+func (j *u8Job) cols(p, p0, p1, r0, r1 int) {
 	v := j.views[p]
-	j.pb.colView(v, lo*panelN, min(hi*panelN, j.pb.n))
-	if j.runColsAMX(p, lo*panelN, v) {
+	j.pb.colView(v, p0*panelN, min(p1*panelN, j.pb.n))
+	if r0 == 0 && r1 == j.m && j.runColsAMX(p, p0*panelN, v) {
 		return
 	}
-	gemmU8S8(j.t, j.m, j.a, j.lda, j.aZero, v, j.c[lo*panelN:], j.ldc)
+	gemmU8S8(j.t, r1-r0, j.a[r0*j.lda:], j.lda, j.aZero, v, j.c[r0*j.ldc+p0*panelN:], j.ldc)
 }
 
 // vnniRows is the VNNI micro-tile height, a multiple of the AVX2 one.
@@ -147,16 +181,7 @@ func gemmU8S8Par(t Tier, m int, a []uint8, lda int, aZero uint8, pb *PackedB, c 
 
 // gemmU8S8Split is gemmU8S8Par on tier t as it is.
 func gemmU8S8Split(t Tier, m int, a []uint8, lda int, aZero uint8, pb *PackedB, c []int32, ldc int) {
-	parts := parParts(float64(m) * float64(pb.n) * float64(pb.k) / tierParWeight(t, m, pb))
-	panels := pb.np / panelN
-	ru := rowUnit(t)
-	blocks := (m + ru - 1) / ru
-	byCols := ((m < parRowSplitM && panels >= 2*parts) || panels >= blocks) && !preferRows(t, m, pb, parts)
-	units := blocks
-	if byCols {
-		units = panels
-	}
-	parts = min(parts, units)
+	job, parts := planU8(t, m, a, lda, aZero, pb, c, ldc, parParts(float64(m)*float64(pb.n)*float64(pb.k)/tierParWeight(t, m, pb)))
 	if parts <= 1 {
 		gemmU8S8(t, m, a, lda, aZero, pb, c, ldc)
 		return
@@ -167,17 +192,45 @@ func gemmU8S8Split(t Tier, m int, a []uint8, lda int, aZero uint8, pb *PackedB, 
 		return
 	}
 	j := &pool.u8
-	*j = u8Job{t: t, m: m, a: a, lda: lda, aZero: aZero, pb: pb, c: c, ldc: ldc,
-		byCols: byCols, units: units, rows: ru, chunks: min(units, parts*parChunksPerPart),
-		views: j.views, amx: j.amx, id: j.id + 1}
+	job.views, job.amx, job.id = j.views, j.amx, j.id+1
+	*j = job
+	j.grow(parts)
+	pool.runJob(ws, j, j.chunks)
+	pool.release()
+}
+
+// planU8 cuts an int8 GEMM on tier t for up to parts cores and returns the
+// job (without its per-participant state: see grow) and how many cores it
+// uses, 1 if it is not worth splitting.
+func planU8(t Tier, m int, a []uint8, lda int, aZero uint8, pb *PackedB, c []int32, ldc int, parts int) (u8Job, int) {
+	panels := pb.np / panelN
+	ru := rowUnit(t)
+	blocks := (m + ru - 1) / ru
+	byCols := ((m < parRowSplitM && panels >= 2*parts) || panels >= blocks) && !preferRows(t, m, pb, parts)
+	units, rb := blocks, 1
+	if byCols {
+		units = panels
+		if t != AMX && blocks*panels <= maxChunks {
+			// Blocks of rows too, so that the chunks the cores take from
+			// one another at the end are small (the tiles run whole
+			// panels: see runColsAMX).
+			rb = blocks
+		}
+	}
+	parts = min(parts, units)
+	units *= rb
+	return u8Job{t: t, m: m, a: a, lda: lda, aZero: aZero, pb: pb, c: c, ldc: ldc,
+		byCols: byCols, units: units, rows: ru, rb: rb, chunks: min(units, maxChunks)}, parts
+}
+
+// grow gives j per-participant state for parts participants.
+func (j *u8Job) grow(parts int) {
 	for len(j.views) < parts {
 		j.views = append(j.views, newColView())
 	}
 	for len(j.amx) < parts {
 		j.amx = append(j.amx, amxShare{})
 	}
-	pool.runJob(ws, j, j.chunks)
-	pool.release()
 }
 
 // sgJob is an fp32 GEMM split by columns (micro-panels of ar.nr) or, with B
@@ -195,8 +248,9 @@ type sgJob struct {
 	views          []*SgemmPackedB // one per participant
 }
 
-func (j *sgJob) run(p, i int) {
-	lo, hi := span(i, j.chunks, j.units)
+func (j *sgJob) run(p, i0, i1 int) {
+	lo, _ := span(i0, j.chunks, j.units)
+	_, hi := span(i1-1, j.chunks, j.units)
 	if lo == hi {
 		return
 	}

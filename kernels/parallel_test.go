@@ -48,6 +48,62 @@ func TestGemmU8S8ParallelExact(t *testing.T) {
 	})
 }
 
+// TestU8JobRanges runs int8 jobs cut as gemmU8S8Split cuts them, in
+// random ranges of chunks on random participants, as the pool's owners and
+// thieves take them, and checks C bit for bit, guard cells included: split
+// by columns into blocks of rows of a panel (a range then starts or ends
+// inside a panel), by whole panels, and by rows.
+func TestU8JobRanges(t *testing.T) {
+	gemmForEachTier(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(9, uint64(Active())))
+		for _, s := range [][3]int{{8, 3*panelN - 5, 40}, {13, 130, 17}, {32, 200, 64}, {1, 129, 9}, {7, panelN, 5}, {300, 70, 33}} {
+			gc := gemmRandCase(r, s[0], s[1], s[2])
+			pb := PackB(gc.b, gc.k, gc.n)
+			for _, parts := range []int{2, 3} {
+				size := (gc.m-1)*gc.ldc + gc.n
+				buf := make([]int32, size+2*gemmGuard)
+				c := buf[gemmGuard : gemmGuard+size : gemmGuard+size]
+				j, got := planU8(Active(), gc.m, gc.a, gc.lda, gc.aZero, pb, c, gc.ldc, parts)
+				if got < 2 && Active() == AMX && gc.n <= panelN && gc.m <= 16 {
+					continue // one panel of one row tile: nothing to cut
+				}
+				if got < 2 {
+					t.Fatalf("m=%d n=%d: planned on %d cores, want %d", gc.m, gc.n, got, parts)
+				}
+				if blocks := (gc.m + rowUnit(Active()) - 1) / rowUnit(Active()); j.byCols && Active() != AMX && j.rb != blocks {
+					t.Fatalf("m=%d n=%d: %d blocks of rows per panel, want %d", gc.m, gc.n, j.rb, blocks)
+				}
+				j.grow(got)
+				want := make([]int32, size+2*gemmGuard)
+				for i := range want {
+					want[i] = gemmSentinel
+				}
+				refGemm(gc.m, gc.n, gc.k, gc.a, gc.lda, gc.aZero, gc.b, want[gemmGuard:], gc.ldc)
+				for round := range 8 {
+					for i := range buf {
+						buf[i] = gemmSentinel
+					}
+					j.id++
+					for lo := 0; lo < j.chunks; {
+						hi := lo + 1 + r.IntN(j.chunks-lo)
+						if round == 0 {
+							hi = lo + 1 // one chunk at a time
+						}
+						j.run(r.IntN(got), lo, hi)
+						lo = hi
+					}
+					for i := range buf {
+						if buf[i] != want[i] {
+							t.Fatalf("%v m=%d n=%d k=%d on %d: cell %d (guard %d) = %d, want %d",
+								Active(), gc.m, gc.n, gc.k, got, i-gemmGuard, gemmGuard, buf[i], want[i])
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
 // TestGemmU8S8ParallelLarge runs shapes above the default split threshold
 // (both split directions and several row chunks) on 2 cores.
 func TestGemmU8S8ParallelLarge(t *testing.T) {
@@ -296,7 +352,7 @@ func TestSetParallelism(t *testing.T) {
 // nopJob is a job whose chunks do nothing.
 type nopJob struct{}
 
-func (nopJob) run(int, int) {}
+func (nopJob) run(int, int, int) {}
 
 // TestPoolBackoff checks the back-off: which jobs count as misses, that a
 // lone miss is forgiven, that GEMMs then skip the pool for 2, 4, ...

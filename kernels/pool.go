@@ -19,7 +19,8 @@ import (
 // queues behind another caller. The caller always computes a share itself.
 //
 // Each participant owns a contiguous range of a job's chunks: it runs its
-// own from the front, then takes what is left of the others' from the back.
+// own from the front, half of what is left at a time, then takes what is
+// left of the others' from the back, one chunk at a time.
 // A participant so computes the same columns (or rows) of every GEMM of a
 // given shape, and its share of B and C stays in its core's cache; with a
 // shared counter instead, chunks moved between cores from one call to the
@@ -128,10 +129,11 @@ const maxSkip = 64
 // they split takes the split path.
 var poolBackoff = true
 
-// parJob is a GEMM cut into chunks; run computes chunk i on participant p
-// (0 is the caller, w+1 worker w), which may keep per-participant state.
+// parJob is a GEMM cut into chunks; run computes chunks [lo, hi) on
+// participant p (0 is the caller, w+1 worker w), which may keep
+// per-participant state.
 type parJob interface {
-	run(p, i int)
+	run(p, lo, hi int)
 }
 
 // share is one participant's part of the job in hand. r holds the job's
@@ -173,24 +175,36 @@ func packRange(gen uint32, lo, hi int) uint64 {
 // rangeLo returns the first chunk of r's range.
 func rangeLo(r uint64) int { return int(r >> 16 & 0xffff) }
 
-// take removes the first (front) or the last chunk of s's range for job
-// gen and returns it, or -1 if none is left or s holds another job.
-func (s *share) take(gen uint32, front bool) int {
+// take removes the last chunk of s's range for job gen and returns it, or
+// -1 if none is left or s holds another job.
+func (s *share) take(gen uint32) int {
 	for {
 		r := s.r.Load()
 		lo, hi := rangeLo(r), int(r&0xffff)
 		if uint32(r>>32) != gen || lo >= hi {
 			return -1
 		}
-		i := hi - 1
-		if front {
-			i = lo
-			lo++
-		} else {
-			hi--
+		if s.r.CompareAndSwap(r, packRange(gen, lo, hi-1)) {
+			return hi - 1
 		}
-		if s.r.CompareAndSwap(r, packRange(gen, lo, hi)) {
-			return i
+	}
+}
+
+// takeFront removes the first half (rounded up) of s's range for job gen
+// and returns it, or an empty range if none is left or s holds another
+// job. Its owner so runs its range in a few calls (the per-call cost of a
+// GEMM on a 64-column chunk is not small), the later ones smaller, while
+// the others take single chunks from the back.
+func (s *share) takeFront(gen uint32) (lo, hi int) {
+	for {
+		r := s.r.Load()
+		lo, hi := rangeLo(r), int(r&0xffff)
+		if uint32(r>>32) != gen || lo >= hi {
+			return 0, 0
+		}
+		mid := lo + (hi-lo+1)/2
+		if s.r.CompareAndSwap(r, packRange(gen, mid, hi)) {
+			return lo, mid
 		}
 	}
 }
@@ -321,13 +335,10 @@ func (p *workerPool) runJob(ws []*worker, job parJob, chunks int) {
 		}
 	}
 	first, hi := span(0, n, chunks)
-	lo := min(first+1, hi)
-	if first >= hi {
-		first = -1
-	}
-	storeRelease(peers[0].r.addr(), packRange(gen, lo, hi))
+	mid := first + (hi-first+1)/2
+	storeRelease(peers[0].r.addr(), packRange(gen, mid, hi))
 	t0 := time.Now()
-	ran, stole := p.runChunks(job, 0, first, gen, peers, false)
+	ran, stole := p.runChunks(job, 0, first, mid, gen, peers, false)
 	t1 := time.Now()
 	p.expect += uint64(chunks - ran)
 	p.wait(p.expect, max(callerSpin, t1.Sub(t0)))
@@ -343,19 +354,20 @@ func (p *workerPool) runJob(ws []*worker, job parJob, chunks int) {
 	p.judge(hot, absent, t1.Sub(t0), time.Since(t1))
 }
 
-// runChunks runs chunk first (if not negative), then participant part's
-// other chunks, in order, then, from the back, those of participants that
-// have not come or fall behind. Each participant so runs the same columns
-// (or rows) of every GEMM of a given shape, whose share of the weights then
-// stays in its core's cache, and the others take over only at the edge of
-// its range. A worker (report) reports its own chunks done as soon as they
-// are, before it looks for others' (which costs a cache line from each),
-// then each chunk it takes over. It returns how many chunks it ran, and
-// whether any of them was another participant's.
-func (p *workerPool) runChunks(job parJob, part, first int, gen uint32, peers []*share, report bool) (ran int, stole bool) {
-	for i := first; i >= 0; i = peers[part].take(gen, true) {
-		job.run(part, i)
-		ran++
+// runChunks runs chunks [lo, hi) (which participant part took from the
+// front of its range), then part's other chunks, in order, then, from the
+// back, those of participants that have not come or fall behind. Each
+// participant so runs the same columns (or rows) of every GEMM of a given
+// shape, whose share of the weights then stays in its core's cache, and
+// the others take over only at the edge of its range. A worker (report)
+// reports its own chunks done as soon as they are, before it looks for
+// others' (which costs a cache line from each), then each chunk it takes
+// over. It returns how many chunks it ran, and whether any of them was
+// another participant's.
+func (p *workerPool) runChunks(job parJob, part, lo, hi int, gen uint32, peers []*share, report bool) (ran int, stole bool) {
+	for ; lo < hi; lo, hi = peers[part].takeFront(gen) {
+		job.run(part, lo, hi)
+		ran += hi - lo
 	}
 	if report && ran > 0 {
 		p.report(ran)
@@ -365,12 +377,12 @@ func (p *workerPool) runChunks(job parJob, part, first int, gen uint32, peers []
 	for n := len(peers); ; {
 		i := -1
 		for q := 1; i < 0 && q < n; q++ {
-			i = peers[(part+q)%n].take(gen, false)
+			i = peers[(part+q)%n].take(gen)
 		}
 		if i < 0 {
 			return ran, stole
 		}
-		job.run(part, i)
+		job.run(part, i, i+1)
 		ran++
 		stole = true
 		if report {
@@ -501,8 +513,8 @@ func (p *workerPool) loop(w *worker) {
 	spin := workerSpin
 	for {
 		seen = uint32(p.await(w, seen, spin) >> 32)
-		i := w.box.take(seen, true)
-		if i < 0 {
+		lo, hi := w.box.takeFront(seen)
+		if lo >= hi {
 			// The caller took our chunks: we came too late. Poll only
 			// after a job we ran: one that came too late, woken in a
 			// server whose goroutines keep the other Ps busy, would hold
@@ -511,6 +523,6 @@ func (p *workerPool) loop(w *worker) {
 			continue
 		}
 		spin = workerSpin
-		p.runChunks(w.box.job, w.id+1, i, seen, w.box.peers, true)
+		p.runChunks(w.box.job, w.id+1, lo, hi, seen, w.box.peers, true)
 	}
 }
