@@ -146,7 +146,7 @@ bench-quant: $(VENV)/.stamp ## int8 against fp32: GEMM kernels beside ONNX Runti
 	$(PY) bench/ort/gemm.py
 	go test -run '^$$' -bench BenchmarkVsORT -benchtime 1x ./kernels/
 	go test -run '^$$' -bench 'BenchmarkParallelScaling|BenchmarkHugeWeights|BenchmarkAdaptTiles' -benchtime 1x ./kernels/
-	go test -run '^$$' -bench BenchmarkQuantModes -benchtime 200x ./server/runtime/
+	go test -run '^$$' -bench 'BenchmarkQuantModes|BenchmarkSoftmax32' -benchtime 200x ./server/runtime/
 	go test -run '^$$' -bench BenchmarkQuantServing -benchtime 200x ./bench/
 
 .PHONY: bench-lifecycle

@@ -10,7 +10,10 @@
 // benchmarks), and the purego build tag compiles the references alone. On
 // the AMX tier chosen by default, each weight matrix keeps the recent times
 // of the tiles and the VNNI kernels on it and runs the faster (adapt.go):
-// on a shared host the tiles' rate moves by up to 3.5x.
+// on a shared host the tiles' rate moves by up to 3.5x. One kernel has no
+// reference here: ExpSum (softmax's exponentials, AVX-512) reports when it
+// does not run, and its caller, the runtime, computes them with its own
+// scalar exp32, against which it is tested bit for bit.
 //
 // Large GEMMs are split across cores by a persistent worker pool (pool.go,
 // parallel.go); small ones, and GEMMs that find the pool busy, stay on the
