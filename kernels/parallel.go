@@ -7,7 +7,7 @@ package kernels
 //   - int8: for M < parRowSplitM along N, in 64-column panels of the
 //     packed B, when there are at least two per core (each core then streams
 //     only its share of the weights: what memory-bound small M needs), each
-//     panel cut into blocks of rows (6 or so; whole panels on AMX), else
+//     panel cut into blocks of rows (6 or so; see cutsPanels), else
 //     along M in whole blocks of rows (6, the VNNI micro-tile; 16, a row
 //     tile, on AMX, which also splits along M when B fits in L2, see
 //     preferRows); each share calls gemmU8S8 (the tier dispatcher, whatever
@@ -38,9 +38,9 @@ const parRowSplitM = 256
 // (takeFront), and the smallest chunks are left for the end. Against 6
 // chunks per core, run one at a time, that took pool/both on 8 x 3072^2
 // from 0.91-0.94 to 0.98-0.99 (avx2) and from 0.84-0.96 to 0.95-0.97
-// (avx512vnni), on 1024^3 (avx2) from 0.95 to 0.99; on 8 x 768^2
-// (avx512vnni) it stayed at 0.82-0.83 (BenchmarkParallelScaling, two
-// runs each, alternating).
+// (avx512vnni), on 1024^3 (avx2) from 0.95 to 0.99 (BenchmarkParallel-
+// Scaling, two runs each, alternating); on 8 x 768^2 (avx512vnni) from
+// 0.83-0.84 to 0.84-0.86 (three).
 const parChunksPerPart = 6
 
 // tierParWeight is how many times faster than the VNNI kernels tier t's
@@ -210,10 +210,9 @@ func planU8(t Tier, m int, a []uint8, lda int, aZero uint8, pb *PackedB, c []int
 	units, rb := blocks, 1
 	if byCols {
 		units = panels
-		if t != AMX && blocks*panels <= maxChunks {
+		if cutsPanels(t, m) && blocks*panels <= maxChunks {
 			// Blocks of rows too, so that the chunks the cores take from
-			// one another at the end are small (the tiles run whole
-			// panels: see runColsAMX).
+			// one another at the end are small.
 			rb = blocks
 		}
 	}

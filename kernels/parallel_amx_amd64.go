@@ -31,6 +31,16 @@ func (j *u8Job) runColsAMX(p, j0 int, v *PackedB) bool {
 	return true
 }
 
+// cutsPanels reports whether an int8 GEMM of m rows on tier t split by
+// columns cuts its panels into blocks of rows. Not on the tiles, which run
+// whole panels (runColsAMX), nor for the rows the VNNI kernels run in one
+// pass over B (vnniWideMR): cut in two, 8 x 768^2 and 8 x 3072^2 ran at
+// pool/both 0.78-0.79 and 0.95-0.98, whole at 0.84-0.86 and 0.97-1.01
+// (BenchmarkParallelScaling, three alternating runs).
+func cutsPanels(t Tier, m int) bool {
+	return t != AMX && !(t == AVX512VNNI && m > vnniMR && m <= vnniWideMR)
+}
+
 // rowUnit is the row granularity of a split along M for tier t: a row tile
 // on AMX, else the VNNI micro-tile height (a multiple of the AVX2 one).
 func rowUnit(t Tier) int {

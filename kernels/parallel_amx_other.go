@@ -9,6 +9,8 @@ func (j *u8Job) runColsAMX(int, int, *PackedB) bool { return false }
 
 func rowUnit(Tier) int { return vnniRows }
 
+func cutsPanels(Tier, int) bool { return true }
+
 func preferRows(Tier, int, *PackedB, int) bool { return false }
 
 func amxTiles(int, *PackedB) bool { return false }

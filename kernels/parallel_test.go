@@ -70,7 +70,7 @@ func TestU8JobRanges(t *testing.T) {
 				if got < 2 {
 					t.Fatalf("m=%d n=%d: planned on %d cores, want %d", gc.m, gc.n, got, parts)
 				}
-				if blocks := (gc.m + rowUnit(Active()) - 1) / rowUnit(Active()); j.byCols && Active() != AMX && j.rb != blocks {
+				if blocks := (gc.m + rowUnit(Active()) - 1) / rowUnit(Active()); j.byCols && cutsPanels(Active(), gc.m) && j.rb != blocks {
 					t.Fatalf("m=%d n=%d: %d blocks of rows per panel, want %d", gc.m, gc.n, j.rb, blocks)
 				}
 				j.grow(got)
