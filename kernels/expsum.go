@@ -4,10 +4,11 @@ import "math"
 
 // ExpSum sets out[i] = float32(e^(x[i]-m)) for every i and returns the sum
 // of those exponentials in float64: the middle pass of a softmax, m being
-// the row's largest value. It needs m finite and no x[i] NaN (so that
-// every x[i]-m is in [-Inf, 0]) and reports false, doing nothing, if that
-// does not hold, or if the active tier has no vector exponential (below
-// AVX512VNNI): the caller then computes it itself.
+// the row's largest value. The caller must pass no x[i] NaN or above m
+// (so that every x[i]-m is in [-Inf, 0]): that is not checked. It reports
+// false, doing nothing, if m is NaN or infinite, or if the active tier has
+// no vector exponential (below AVX512VNNI): the caller then computes the
+// row itself.
 //
 // Each exponential takes the operations of the runtime's scalar one
 // (exp32: 2^n times a Taylor polynomial of degree 8, each multiply and add

@@ -190,6 +190,9 @@ func (s *share) take(gen uint32) int {
 	}
 }
 
+// frontHalf returns where the first half (rounded up) of [lo, hi) ends.
+func frontHalf(lo, hi int) int { return lo + (hi-lo+1)/2 }
+
 // takeFront removes the first half (rounded up) of s's range for job gen
 // and returns it, or an empty range if none is left or s holds another
 // job. Its owner so runs its range in a few calls (the per-call cost of a
@@ -202,7 +205,7 @@ func (s *share) takeFront(gen uint32) (lo, hi int) {
 		if uint32(r>>32) != gen || lo >= hi {
 			return 0, 0
 		}
-		mid := lo + (hi-lo+1)/2
+		mid := frontHalf(lo, hi)
 		if s.r.CompareAndSwap(r, packRange(gen, mid, hi)) {
 			return lo, mid
 		}
@@ -314,10 +317,10 @@ func (p *workerPool) runJob(ws []*worker, job parJob, chunks int) {
 			break
 		}
 	}
-	// Post to the workers first, then take the caller's own range, its
-	// first chunk already out of it. The stores do not wait for their
-	// cache lines (storeRelease): the caller's first compare-and-swap comes
-	// one chunk later, by when they have landed.
+	// Post to the workers first, then take the caller's own range, the
+	// first half of it (frontHalf) already out of it. The stores do not
+	// wait for their cache lines (storeRelease): the caller's first
+	// compare-and-swap comes that half later, by when they have landed.
 	hot := 0 // workers already polling: they should join at once
 	for k, w := range ws {
 		b := w.box
@@ -335,7 +338,7 @@ func (p *workerPool) runJob(ws []*worker, job parJob, chunks int) {
 		}
 	}
 	first, hi := span(0, n, chunks)
-	mid := first + (hi-first+1)/2
+	mid := frontHalf(first, hi)
 	storeRelease(peers[0].r.addr(), packRange(gen, mid, hi))
 	t0 := time.Now()
 	ran, stole := p.runChunks(job, 0, first, mid, gen, peers, false)
