@@ -58,6 +58,44 @@ func (s *scratch) paddedA(m int, a []uint8, lda, k, kp int) ([]uint8, int) {
 	return s.apack, kp
 }
 
+// vnniWide reports whether the VNNI kernels run m rows in one pass over B,
+// 32 columns (half a panel) at a time (vnniWideKernels): B then streams
+// from L3 once, at a rate the cache keeps up with, instead of once per
+// block of rows.
+func vnniWide(m int) bool { return m > vnniMR && m <= vnniWideMR }
+
+// runWide computes the columns [j0, j1) of C (c holding column 0) with
+// the one-pass kernels, m rows (vnniWide), j0 a multiple of panelN/2 and
+// j1 too unless it is pb.n; bias holds the zero-point bias from column j0
+// on, up to j1 rounded up to panelN/2.
+func (s *scratch) runWide(m int, ap []uint8, alda int, pb *PackedB, bias, c []int32, ldc, j0, j1 int) {
+	kp, kg := pb.kp, pb.kp/4
+	kern := vnniWideKernels[m]
+	for j := j0; j < j1; j += panelN / 2 {
+		bp := &pb.data[(j/panelN)*kp*panelN+(j%panelN)*4]
+		if cols := j1 - j; cols >= panelN/2 {
+			kern(&ap[0], alda, bp, kg, &c[j], ldc, &bias[j-j0])
+		} else {
+			s.tile = grow(s.tile, vnniWideMR*panelN/2)
+			kern(&ap[0], alda, bp, kg, &s.tile[0], panelN/2, &bias[j-j0])
+			for r := range m {
+				copy(c[r*ldc+j:][:cols], s.tile[r*panelN/2:])
+			}
+		}
+	}
+}
+
+// gemmVNNICols is gemmVNNI for m rows run in one pass (vnniWide), on the
+// columns [j0, j1) of C only (c holding column 0): j0 a multiple of
+// panelN/2, and j1 too unless it is pb.n.
+func gemmVNNICols(m int, a []uint8, lda int, aZero uint8, pb *PackedB, c []int32, ldc, j0, j1 int) {
+	s := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(s)
+	bias := s.zeroPointBiasCols(aZero, pb, j0, min((j1+panelN/2-1)/(panelN/2)*(panelN/2), pb.np))
+	ap, alda := s.paddedA(m, a, lda, pb.k, pb.kp)
+	s.runWide(m, ap, alda, pb, bias, c, ldc, j0, j1)
+}
+
 func gemmVNNI(m int, a []uint8, lda int, aZero uint8, pb *PackedB, c []int32, ldc int) {
 	s := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(s)
@@ -81,22 +119,8 @@ func gemmVNNI(m int, a []uint8, lda int, aZero uint8, pb *PackedB, c []int32, ld
 		return
 	}
 
-	if m <= vnniWideMR && m > vnniMR {
-		// One pass of 32-column halves: B streams from L3 once, at a rate
-		// the cache keeps up with, instead of once per row block.
-		for j := 0; j < n; j += panelN / 2 {
-			bp := &pb.data[(j/panelN)*kp*panelN+(j%panelN)*4]
-			kern := vnniWideKernels[m]
-			if cols := n - j; cols >= panelN/2 {
-				kern(&ap[0], alda, bp, kg, &c[j], ldc, &bias[j])
-			} else {
-				s.tile = grow(s.tile, vnniWideMR*panelN/2)
-				kern(&ap[0], alda, bp, kg, &s.tile[0], panelN/2, &bias[j])
-				for r := range m {
-					copy(c[r*ldc+j:][:cols], s.tile[r*panelN/2:])
-				}
-			}
-		}
+	if vnniWide(m) {
+		s.runWide(m, ap, alda, pb, bias, c, ldc, 0, n)
 		return
 	}
 

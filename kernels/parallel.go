@@ -7,7 +7,9 @@ package kernels
 //   - int8: for M < parRowSplitM along N, in 64-column panels of the
 //     packed B, when there are at least two per core (each core then streams
 //     only its share of the weights: what memory-bound small M needs), each
-//     panel cut into blocks of rows (6 or so; see cutsPanels), else
+//     panel cut into blocks of rows (6 or so; see cutsPanels) or, for the
+//     7-12 rows the VNNI kernels run in one pass, into 32-column halves
+//     (halvesPanels), else
 //     along M in whole blocks of rows (6, the VNNI micro-tile; 16, a row
 //     tile, on AMX, which also splits along M when B fits in L2, see
 //     preferRows); each share calls gemmU8S8 (the tier dispatcher, whatever
@@ -92,9 +94,10 @@ type u8Job struct {
 	c      []int32
 	ldc    int
 	byCols bool
-	units  int // panels (times rb) or row blocks
-	rows   int // rows per block, split by rows
-	rb     int // blocks of rows per panel, split by columns
+	units  int  // panels (times rb), halves of panels, or row blocks
+	rows   int  // rows per block, split by rows
+	rb     int  // blocks of rows per panel, split by columns
+	halves bool // split by columns, a unit is a 32-column half of a panel
 	chunks int
 	views  []*PackedB // one per participant
 	amx    []amxShare // one per participant
@@ -110,6 +113,10 @@ func (j *u8Job) run(p, i0, i1 int) {
 	if !j.byCols {
 		r0, r1 := lo*j.rows, min(hi*j.rows, j.m)
 		gemmU8S8(j.t, r1-r0, j.a[r0*j.lda:], j.lda, j.aZero, j.pb, j.c[r0*j.ldc:], j.ldc)
+		return
+	}
+	if j.halves {
+		j.runHalves(lo, hi)
 		return
 	}
 	rb := j.rb
@@ -207,19 +214,23 @@ func planU8(t Tier, m int, a []uint8, lda int, aZero uint8, pb *PackedB, c []int
 	ru := rowUnit(t)
 	blocks := (m + ru - 1) / ru
 	byCols := ((m < parRowSplitM && panels >= 2*parts) || panels >= blocks) && !preferRows(t, m, pb, parts)
-	units, rb := blocks, 1
+	units, rb, halves := blocks, 1, false
 	if byCols {
 		units = panels
-		if cutsPanels(t, m) && blocks*panels <= maxChunks {
-			// Blocks of rows too, so that the chunks the cores take from
-			// one another at the end are small.
-			rb = blocks
-		}
 	}
 	parts = min(parts, units)
-	units *= rb
+	// Split by columns, the chunks the cores take from one another at the
+	// end are made small: halves of panels, or blocks of rows of a panel.
+	switch {
+	case !byCols:
+	case halvesPanels(t, m, pb):
+		units, halves = (pb.n+panelN/2-1)/(panelN/2), true
+	case cutsPanels(t, m) && blocks*panels <= maxChunks:
+		rb = blocks
+		units *= rb
+	}
 	return u8Job{t: t, m: m, a: a, lda: lda, aZero: aZero, pb: pb, c: c, ldc: ldc,
-		byCols: byCols, units: units, rows: ru, rb: rb, chunks: min(units, maxChunks)}, parts
+		byCols: byCols, units: units, rows: ru, rb: rb, halves: halves, chunks: min(units, maxChunks)}, parts
 }
 
 // grow gives j per-participant state for parts participants.

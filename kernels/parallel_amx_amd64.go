@@ -34,11 +34,24 @@ func (j *u8Job) runColsAMX(p, j0 int, v *PackedB) bool {
 // cutsPanels reports whether an int8 GEMM of m rows on tier t split by
 // columns cuts its panels into blocks of rows. Not on the tiles, which run
 // whole panels (runColsAMX), nor for the rows the VNNI kernels run in one
-// pass over B (vnniWideMR): cut in two, 8 x 768^2 and 8 x 3072^2 ran at
-// pool/both 0.78-0.79 and 0.95-0.98, whole at 0.84-0.86 and 0.97-1.01
+// pass over B (vnniWide), which are cut into halves of panels instead
+// (halvesPanels): cut in two blocks of rows, 8 x 768^2 and 8 x 3072^2 ran
+// at pool/both 0.78-0.79 and 0.95-0.98, whole at 0.84-0.86 and 0.97-1.01
 // (BenchmarkParallelScaling, three alternating runs).
 func cutsPanels(t Tier, m int) bool {
-	return t != AMX && !(t == AVX512VNNI && m > vnniMR && m <= vnniWideMR)
+	return t != AMX && !(t == AVX512VNNI && vnniWide(m))
+}
+
+// halvesPanels reports whether an int8 GEMM of m rows on tier t over pb,
+// split by columns, is cut into 32-column halves of panels: the columns
+// the VNNI kernels run 7-12 rows on at a time, in one pass over B.
+func halvesPanels(t Tier, m int, pb *PackedB) bool {
+	return (t == AVX512VNNI || t == AMX && !amxTiles(m, pb)) && vnniWide(m)
+}
+
+// runHalves computes the halves of panels [lo, hi) of j (halvesPanels).
+func (j *u8Job) runHalves(lo, hi int) {
+	gemmVNNICols(j.m, j.a, j.lda, j.aZero, j.pb, j.c, j.ldc, lo*panelN/2, min(hi*panelN/2, j.pb.n))
 }
 
 // rowUnit is the row granularity of a split along M for tier t: a row tile

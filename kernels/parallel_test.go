@@ -51,12 +51,12 @@ func TestGemmU8S8ParallelExact(t *testing.T) {
 // TestU8JobRanges runs int8 jobs cut as gemmU8S8Split cuts them, in
 // random ranges of chunks on random participants, as the pool's owners and
 // thieves take them, and checks C bit for bit, guard cells included: split
-// by columns into blocks of rows of a panel (a range then starts or ends
-// inside a panel), by whole panels, and by rows.
+// by columns into blocks of rows of a panel or into halves of panels (a
+// range then starts or ends inside a panel), by whole panels, and by rows.
 func TestU8JobRanges(t *testing.T) {
 	gemmForEachTier(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(9, uint64(Active())))
-		for _, s := range [][3]int{{8, 3*panelN - 5, 40}, {13, 130, 17}, {32, 200, 64}, {1, 129, 9}, {7, panelN, 5}, {300, 70, 33}} {
+		for _, s := range [][3]int{{8, 3*panelN - 5, 40}, {10, 150, 70}, {13, 130, 17}, {32, 200, 64}, {1, 129, 9}, {7, panelN, 5}, {300, 70, 33}} {
 			gc := gemmRandCase(r, s[0], s[1], s[2])
 			pb := PackB(gc.b, gc.k, gc.n)
 			for _, parts := range []int{2, 3} {
@@ -72,6 +72,9 @@ func TestU8JobRanges(t *testing.T) {
 				}
 				if blocks := (gc.m + rowUnit(Active()) - 1) / rowUnit(Active()); j.byCols && cutsPanels(Active(), gc.m) && j.rb != blocks {
 					t.Fatalf("m=%d n=%d: %d blocks of rows per panel, want %d", gc.m, gc.n, j.rb, blocks)
+				}
+				if j.byCols && j.halves != halvesPanels(Active(), gc.m, pb) {
+					t.Fatalf("m=%d n=%d: halves of panels %v, want %v", gc.m, gc.n, j.halves, !j.halves)
 				}
 				j.grow(got)
 				want := make([]int32, size+2*gemmGuard)
