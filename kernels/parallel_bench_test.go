@@ -229,3 +229,41 @@ func BenchmarkParallelScaling(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLineRoundTrip measures what every hand-off between the pool's
+// cores is made of: a cache line written on one CPU and read on the other.
+// Two goroutines, pinned to two CPUs, take turns storing a counter each on
+// a line of its own and polling for the other's; it reports the median
+// round trip (two such transfers, and a clock read) in ns. A job of the
+// pool moves about four lines one way or the other before both cores run
+// and after the last finishes (pool.go).
+func BenchmarkLineRoundTrip(b *testing.B) {
+	var flags [2]struct {
+		v atomic.Int64
+		_ [56]byte
+	}
+	const n = 20000
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, undo := pinOther(b)
+		defer undo()
+		for i := int64(1); i <= n*int64(b.N); i++ {
+			for flags[0].v.Load() != i {
+			}
+			flags[1].v.Store(i)
+		}
+	}()
+	_, undo := pinThread(b)
+	defer undo()
+	rts := make([]float64, 0, n*b.N)
+	for i := int64(1); i <= n*int64(b.N); i++ {
+		t0 := time.Now()
+		flags[0].v.Store(i)
+		for flags[1].v.Load() != i {
+		}
+		rts = append(rts, float64(time.Since(t0).Nanoseconds()))
+	}
+	<-done
+	reportMedian(b, rts, "ns/roundtrip")
+}
