@@ -96,6 +96,12 @@ func (gc gemmCase) check(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	gc.checkPacked(t, pb)
+}
+
+// checkPacked is check with gc's B packed as pb.
+func (gc gemmCase) checkPacked(t *testing.T, pb *PackedB) {
+	t.Helper()
 	size := 0
 	if gc.m > 0 {
 		size = (gc.m-1)*gc.ldc + gc.n

@@ -1,5 +1,7 @@
 package kernels
 
+import "unsafe"
+
 // How GEMMs are split over the worker pool (pool.go). Every share runs the
 // serial code of the active tier on a sub-problem, so the results are
 // bit-identical to a serial call, whatever the thread count:
@@ -202,8 +204,52 @@ func gemmU8S8Split(t Tier, m int, a []uint8, lda int, aZero uint8, pb *PackedB, 
 	job.views, job.amx, job.id = j.views, j.amx, j.id+1
 	*j = job
 	j.grow(parts)
-	pool.runJob(ws, j, j.chunks)
+	sh := pool.shareOf(t, m, pb, parts)
+	if ran, joined := pool.runJob(ws, j, j.chunks, sh.mine(j.chunks)); joined {
+		sh.record(ran, j.chunks)
+	}
 	pool.release()
+}
+
+// callerShare is the share of an int8 GEMM's chunks the caller takes as
+// its own, as the pool keeps it for the GEMMs of a few recent shapes. The
+// host's vCPUs can run at rates 1.5x apart for seconds (pool.go): with
+// equal ranges the faster core then takes chunks from the other's at the
+// end of every job, each a compare-and-swap on the other's line, and waits
+// for the last one the slower core runs. After each job that every worker
+// joined, frac moves halfway to the share the caller ran.
+type callerShare struct {
+	pb    uintptr // the PackedB's address: a key, which keeps nothing alive
+	m     int
+	t     Tier
+	parts int
+	frac  float64
+}
+
+// shareOf returns the caller's share for a GEMM of m rows over pb on tier
+// t split over parts cores: the one kept for that shape, or 1/parts. The
+// caller must hold the pool.
+func (p *workerPool) shareOf(t Tier, m int, pb *PackedB, parts int) *callerShare {
+	key := uintptr(unsafe.Pointer(pb))
+	s := &p.shares[(key/64^uintptr(m))%uintptr(len(p.shares))]
+	if s.pb != key || s.m != m || s.t != t || s.parts != parts {
+		*s = callerShare{pb: key, m: m, t: t, parts: parts, frac: 1 / float64(parts)}
+	}
+	return s
+}
+
+// mine returns how many of chunks the caller takes as its own: at least
+// one, and one at least for each worker.
+func (s *callerShare) mine(chunks int) int {
+	return min(max(int(s.frac*float64(chunks)+0.5), 1), chunks-(s.parts-1))
+}
+
+// record moves frac halfway to the caller's share of a job in which it
+// ran ran of chunks chunks, within [1/(2 parts), 1 - (parts-1)/(2 parts)]
+// (a core a third as fast as the others).
+func (s *callerShare) record(ran, chunks int) {
+	n := float64(s.parts)
+	s.frac = min(max((s.frac+float64(ran)/float64(chunks))/2, 1/(2*n)), 1-(n-1)/(2*n))
 }
 
 // planU8 cuts an int8 GEMM on tier t for up to parts cores and returns the
@@ -327,7 +373,7 @@ func sgemmPar(ar *sgemmArch, transA, transB bool, m, n, k int, alpha float32, a 
 	*j = sgJob{ar: ar, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, beta: beta,
 		a: a, b: b, c: c, lda: lda, ldb: ldb, ldc: ldc,
 		byCols: true, units: panels, chunks: parts, views: j.views}
-	pool.runJob(ws, j, j.chunks)
+	pool.runJob(ws, j, j.chunks, j.chunks/parts)
 	pool.release()
 }
 
@@ -362,6 +408,6 @@ func sgemmPackedPar(ar *sgemmArch, transA bool, m int, alpha float32, a []float3
 	for len(j.views) < parts {
 		j.views = append(j.views, padded[SgemmPackedB]()) // written at every chunk
 	}
-	pool.runJob(ws, j, j.chunks)
+	pool.runJob(ws, j, j.chunks, j.chunks/parts)
 	pool.release()
 }

@@ -48,6 +48,81 @@ func TestGemmU8S8ParallelExact(t *testing.T) {
 	})
 }
 
+// holdPool takes the pool as a caller does, for the pool's state a caller
+// may touch; a worker parking holds it for a moment (forget).
+func holdPool(t *testing.T) {
+	t.Helper()
+	for start := time.Now(); !pool.busy.CompareAndSwap(false, true); {
+		if time.Since(start) > time.Second {
+			t.Fatal("pool held for a second")
+		}
+		runtime.Gosched()
+	}
+}
+
+// TestCallerShare checks the caller's share of int8 jobs (callerShare):
+// cut gives every participant a range and covers the job, mine and record
+// stay within bounds, the share moves halfway to what the caller ran, and
+// GEMMs whose caller takes the least and the most it may are exact.
+func TestCallerShare(t *testing.T) {
+	for n := 2; n <= 5; n++ {
+		for chunks := n; chunks <= 40; chunks++ {
+			for mine := 1; mine <= chunks-(n-1); mine++ {
+				next := 0
+				for i := range n {
+					lo, hi := cut(i, n, chunks, mine)
+					if lo != next || hi <= lo {
+						t.Fatalf("cut(%d, %d, %d, %d) = [%d, %d), want a range from %d", i, n, chunks, mine, lo, hi, next)
+					}
+					next = hi
+				}
+				if next != chunks {
+					t.Fatalf("cut(_, %d, %d, %d) ends at %d", n, chunks, mine, next)
+				}
+			}
+		}
+	}
+
+	holdPool(t)
+	pb := PackB(make([]int8, 64*200), 64, 200)
+	s := pool.shareOf(Active(), 8, pb, 2)
+	if s.frac != 0.5 || s.mine(24) != 12 {
+		t.Fatalf("new share: frac %v, mine(24) %d; want 0.5, 12", s.frac, s.mine(24))
+	}
+	for _, step := range []struct {
+		ran  int
+		want float64
+	}{{18, 0.625}, {24, 0.75}, {24, 0.75}, {0, 0.375}, {0, 0.25}} {
+		s.record(step.ran, 24)
+		if s.frac != step.want {
+			t.Fatalf("after the caller ran %d of 24: frac %v, want %v", step.ran, s.frac, step.want)
+		}
+	}
+	if got := pool.shareOf(Active(), 8, pb, 2); got != s || got.frac != 0.25 {
+		t.Fatalf("the same shape again: a share with frac %v, want the one kept (0.25)", got.frac)
+	}
+	if got := pool.shareOf(Active(), 8, pb, 3); got.frac != 1.0/3 || got.mine(3) != 1 || got.mine(1000) != 333 {
+		t.Fatalf("on 3 cores: frac %v, mine(3) %d, mine(1000) %d; want 1/3, 1, 333", got.frac, got.mine(3), got.mine(1000))
+	}
+	pool.release()
+
+	gemmForEachTier(t, func(t *testing.T) {
+		withParallel(2, 1, func() {
+			r := rand.New(rand.NewPCG(11, uint64(Active())))
+			for _, s := range [][3]int{{8, 3*panelN - 5, 40}, {13, 130, 17}, {40, 70, 64}} {
+				gc := gemmRandCase(r, s[0], s[1], s[2])
+				pb := PackB(gc.b, gc.k, gc.n)
+				for _, frac := range []float64{0, 1} {
+					holdPool(t)
+					pool.shareOf(Active(), gc.m, pb, 2).frac = frac // mine clamps it
+					pool.release()
+					gc.checkPacked(t, pb)
+				}
+			}
+		})
+	})
+}
+
 // TestU8JobRanges runs int8 jobs cut as gemmU8S8Split cuts them, in
 // random ranges of chunks on random participants, as the pool's owners and
 // thieves take them, and checks C bit for bit, guard cells included: split
@@ -145,7 +220,7 @@ func TestGemmU8S8ParallelBusyPool(t *testing.T) {
 		if pool.jobs.Load() != jobs0 {
 			t.Error("a GEMM ran on the pool while another caller held it")
 		}
-		pool.runJob(ws, (*u8Job)(nil), 0)
+		pool.runJob(ws, (*u8Job)(nil), 0, 0)
 		pool.release()
 	})
 }
@@ -413,11 +488,11 @@ func TestPoolBackoff(t *testing.T) {
 	absent := []*worker{newWorker(0)}
 	pool.missed = 0
 	pool.skip.Store(0)
-	pool.runJob(absent, nopJob{}, 2)
+	pool.runJob(absent, nopJob{}, 2, 1)
 	if pool.missed != 1 || pool.skip.Load() != 0 {
 		t.Fatalf("after one job without its worker: missed %d, skip %d; want 1, 0", pool.missed, pool.skip.Load())
 	}
-	pool.runJob(absent, nopJob{}, 2)
+	pool.runJob(absent, nopJob{}, 2, 1)
 	skip := int(pool.skip.Load())
 	pool.release()
 	if skip != 2 {

@@ -20,7 +20,9 @@ import (
 //
 // Each participant owns a contiguous range of a job's chunks: it runs its
 // own from the front, half of what is left at a time, then takes what is
-// left of the others' from the back, one chunk at a time.
+// left of the others' from the back, one chunk at a time. The caller's
+// range is sized by the share of the chunks it ran in the last jobs of
+// the same shape (callerShare).
 // A participant so computes the same columns (or rows) of every GEMM of a
 // given shape, and its share of B and C stays in its core's cache; with a
 // shared counter instead, chunks moved between cores from one call to the
@@ -50,13 +52,15 @@ import (
 // before. The host's two vCPUs' rates can also differ by 1.5x for seconds
 // (the worker's vCPU ran its half in 13 us while the caller's took 8.5),
 // which a fixed half-and-half split cannot make up and the chunks the
-// faster core takes over do. A line's round trip between the two vCPUs
-// (written on one, read on the other, and back) took 440-480 ns
-// (BenchmarkLineRoundTrip). A job waits on about one and a half of them
-// (the post, the worker's claim and its read of the job, its report),
-// against one for a thread that polls for halves of the job (the ideal
-// split of BenchmarkParallelScaling): 5-7% of the 12-16 us 8 x 768^2
-// takes on two cores. The pool ran at 0.92-1.0 of that split's rate.
+// faster core takes over, and the caller's share (callerShare), do.
+//
+// A line's round trip between the two vCPUs (written on one, read on the
+// other, and back) took 440-480 ns (BenchmarkLineRoundTrip). A job waits
+// on about one and a half of them (the post, the worker's claim and its
+// read of the job, its report), against one for a thread that polls for
+// halves of the job (the ideal split of BenchmarkParallelScaling): 5-7%
+// of the 12-16 us 8 x 768^2 takes on two cores. The pool ran at 0.92-1.0
+// of that split's rate.
 
 // kernelThreadsEnv overrides the default parallelism (GOMAXPROCS at first use).
 const kernelThreadsEnv = "CORVID_KERNEL_THREADS"
@@ -203,7 +207,10 @@ func frontHalf(lo, hi int) int { return lo + (hi-lo+1)/2 }
 // and returns it, or an empty range if none is left or s holds another
 // job. Its owner so runs its range in a few calls (the per-call cost of a
 // GEMM on a 64-column chunk is not small), the later ones smaller, while
-// the others take single chunks from the back.
+// the others take single chunks from the back. (Three quarters at a time
+// took 8 x 768^2 from pool/both 0.85-0.86 to 0.87-0.88, but 128 x 3072^2
+// from 1.03 to 0.88-0.99: avx512vnni, BenchmarkParallelScaling, two to
+// four alternating runs.)
 func (s *share) takeFront(gen uint32) (lo, hi int) {
 	for {
 		r := s.r.Load()
@@ -250,6 +257,9 @@ type workerPool struct {
 	missed int
 	skip   atomic.Int32
 	jobs   atomic.Uint64 // jobs run, for tests
+
+	// The caller's share of the int8 GEMMs of a few recent shapes.
+	shares [8]callerShare
 
 	// Preallocated jobs, so that a call does not allocate, on lines of
 	// their own: the caller writes them as it posts a job and the workers
@@ -311,7 +321,13 @@ func (p *workerPool) acquire(want int) ([]*worker, bool) {
 // worker that has not come by the time the caller has run its own are the
 // caller's to take: it never waits for a worker the OS or the Go scheduler
 // has not run, only for chunks being run.
-func (p *workerPool) runJob(ws []*worker, job parJob, chunks int) {
+//
+// The caller's own range is chunks [0, mine) (mine >= 1), the workers'
+// near-equal parts of the rest. It returns how many chunks the caller ran
+// (its own and those it took over), and whether every worker was polling
+// when the job came and joined it: only then do the chunks the caller ran
+// measure its rate against theirs.
+func (p *workerPool) runJob(ws []*worker, job parJob, chunks, mine int) (ran int, joined bool) {
 	p.gen++
 	gen, n := p.gen, len(ws)+1
 	peers := p.peers[:n]
@@ -335,7 +351,7 @@ func (p *workerPool) runJob(ws []*worker, job parJob, chunks int) {
 	for k, w := range ws {
 		b := w.box
 		b.job, b.peers = job, peers
-		lo, hi := span(k+1, n, chunks)
+		lo, hi := cut(k+1, n, chunks, mine)
 		storeRelease(b.r.addr(), packRange(gen, lo, hi))
 		w.cold = w.waking.Load()
 		if w.sleeping.Load() && w.sleeping.CompareAndSwap(true, false) {
@@ -347,7 +363,7 @@ func (p *workerPool) runJob(ws []*worker, job parJob, chunks int) {
 			hot++
 		}
 	}
-	first, hi := span(0, n, chunks)
+	first, hi := cut(0, n, chunks, mine)
 	mid := frontHalf(first, hi)
 	storeRelease(peers[0].r.addr(), packRange(gen, mid, hi))
 	t0 := time.Now()
@@ -358,12 +374,24 @@ func (p *workerPool) runJob(ws []*worker, job parJob, chunks int) {
 	absent := 0 // polling workers that never came: the caller took their first chunk
 	if stole {
 		for k, w := range ws {
-			if first, _ := span(k+1, n, chunks); !w.cold && rangeLo(w.box.r.Load()) == first {
+			if first, _ := cut(k+1, n, chunks, mine); !w.cold && rangeLo(w.box.r.Load()) == first {
 				absent++
 			}
 		}
 	}
 	p.judge(hot, absent, share, waited)
+	return ran, hot == len(ws) && absent == 0
+}
+
+// cut returns participant i's range of a job of chunks chunks on n
+// participants, the caller's (i = 0) being [0, mine) and the workers'
+// near-equal parts of the rest.
+func cut(i, n, chunks, mine int) (lo, hi int) {
+	if i == 0 {
+		return 0, mine
+	}
+	lo, hi = span(i-1, n-1, chunks-mine)
+	return mine + lo, mine + hi
 }
 
 // runChunks runs chunks [lo, hi) (which participant part took from the
