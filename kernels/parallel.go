@@ -13,8 +13,7 @@ import "unsafe"
 //     7-12 rows the VNNI kernels run in one pass, into 32-column halves
 //     (halvesPanels), else
 //     along M in whole blocks of rows (6, the VNNI micro-tile; 16, a row
-//     tile, on AMX, which also splits along M when B fits in L2, see
-//     preferRows); each share calls gemmU8S8 (the tier dispatcher, whatever
+//     tile, on AMX); each share calls gemmU8S8 (the tier dispatcher, whatever
 //     tier is active) on a view of its columns (PackedB.colView) or on its
 //     rows. On AMX a column share packs A once per core and job, not once
 //     per chunk (runColsAMX).
@@ -263,7 +262,11 @@ func planU8(t Tier, m int, a []uint8, lda int, aZero uint8, pb *PackedB, c []int
 	panels := pb.np / panelN
 	ru := rowUnit(t)
 	blocks := (m + ru - 1) / ru
-	byCols := ((m < parRowSplitM && panels >= 2*parts) || panels >= blocks) && !preferRows(t, m, pb, parts)
+	// On AMX too, where B in L2 (768^2) could have each core pack only
+	// its rows of A: on 128 x 768^2 split along M in row tiles, the pool
+	// ran at 0.81-0.87 of a split of the columns in halves, along N at
+	// 0.95-1.0 and more (BenchmarkParallelScaling, three alternating runs).
+	byCols := (m < parRowSplitM && panels >= 2*parts) || panels >= blocks
 	units, rb, halves := blocks, 1, false
 	if byCols {
 		units = panels

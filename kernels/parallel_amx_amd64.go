@@ -62,17 +62,3 @@ func rowUnit(t Tier) int {
 	}
 	return vnniRows
 }
-
-// amxRowSplitB is up to what size of packed B an AMX GEMM with a pair of
-// row tiles or more per core is split along M even when M is small: B then
-// stays in every core's L2, and each core packs only its own rows of A.
-// (Two cores over one on 32 x 768^2, one tile per core: 1.47-1.57x split
-// along N, 1.24-1.37x along M; on 128 x 768^2 the two were within the
-// host's noise, BenchmarkParallelScaling.)
-const amxRowSplitB = 1 << 20
-
-// preferRows reports whether a GEMM of m rows on tier t over pb should be
-// split along M over parts cores.
-func preferRows(t Tier, m int, pb *PackedB, parts int) bool {
-	return t == AMX && m >= 32*parts && pb.kp*pb.np <= amxRowSplitB
-}

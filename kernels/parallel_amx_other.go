@@ -15,6 +15,4 @@ func halvesPanels(Tier, int, *PackedB) bool { return false }
 
 func (j *u8Job) runHalves(int, int) { panic("kernels: no VNNI kernels to run halves of panels on") }
 
-func preferRows(Tier, int, *PackedB, int) bool { return false }
-
 func amxTiles(int, *PackedB) bool { return false }

@@ -193,9 +193,9 @@ func TestGemmU8S8ParallelLarge(t *testing.T) {
 			r := rand.New(rand.NewPCG(4, uint64(Active())))
 			jobs0 := pool.jobs.Load()
 			// Along N; along M (one panel); along M (M >= parRowSplitM);
-			// large enough for the AMX tier to split: along N (A packed
-			// once per core) with B over amxRowSplitB, one row tile and a
-			// K tail, and with three row tiles; along M (B in L2).
+			// large enough for the AMX tier to split along N (A packed
+			// once per core): one row tile and a K tail, three row
+			// tiles, five.
 			for _, s := range [][3]int{{1, 1000, 1100}, {8, 777, 700}, {130, 200, 255}, {300, 64, 200}, {parRowSplitM + 7, 300, 70},
 				{16, 1100, 1000}, {40, 1000, 448}, {70, 600, 300}} {
 				gemmRandCase(r, s[0], s[1], s[2]).check(t)
