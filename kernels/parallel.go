@@ -262,10 +262,11 @@ func planU8(t Tier, m int, a []uint8, lda int, aZero uint8, pb *PackedB, c []int
 	panels := pb.np / panelN
 	ru := rowUnit(t)
 	blocks := (m + ru - 1) / ru
-	// On AMX too, where B in L2 (768^2) could have each core pack only
-	// its rows of A: on 128 x 768^2 split along M in row tiles, the pool
-	// ran at 0.81-0.87 of a split of the columns in halves, along N at
-	// 0.95-1.0 and more (BenchmarkParallelScaling, three alternating runs).
+	// Below parRowSplitM rows, along N on AMX too, though with B in L2
+	// (768^2) each core could pack only its own rows of A: 128 x 768^2
+	// split along M in row tiles ran at 0.81-0.87 of an ideal split of the
+	// columns in halves, along N at 0.95-1.0 and more
+	// (BenchmarkParallelScaling, amx, three alternating runs).
 	byCols := (m < parRowSplitM && panels >= 2*parts) || panels >= blocks
 	units, rb, halves := blocks, 1, false
 	if byCols {
