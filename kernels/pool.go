@@ -55,11 +55,11 @@ import (
 // faster core takes over, and the caller's share (callerShare), do.
 //
 // A line's round trip between the two vCPUs (written on one, read on the
-// other, and back) took 440-480 ns (BenchmarkLineRoundTrip). A job waits
+// other, and back) took 430-490 ns (BenchmarkLineRoundTrip). A job waits
 // on about one and a half of them (the post, the worker's claim and its
-// read of the job, its report), against one for a thread that polls for
-// halves of the job (the ideal split of BenchmarkParallelScaling): 5-7%
-// of the 12-16 us 8 x 768^2 takes on two cores. The pool ran at 0.92-1.0
+// read of the job, its report), 4-6% of the 12-16 us 8 x 768^2 takes on
+// two cores, against one for a thread that polls for halves of the job
+// (the ideal split of BenchmarkParallelScaling). The pool ran at 0.92-1.0
 // of that split's rate.
 
 // kernelThreadsEnv overrides the default parallelism (GOMAXPROCS at first use).
