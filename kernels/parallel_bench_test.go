@@ -235,8 +235,7 @@ func BenchmarkParallelScaling(b *testing.B) {
 // Two goroutines, pinned to two CPUs, take turns storing a counter each on
 // a line of its own and polling for the other's; it reports the median
 // round trip (two such transfers, and a clock read) in ns. A job of the
-// pool moves about four lines one way or the other before both cores run
-// and after the last finishes (pool.go).
+// pool waits on about one and a half such round trips (pool.go).
 func BenchmarkLineRoundTrip(b *testing.B) {
 	var flags [2]struct {
 		v atomic.Int64
