@@ -543,11 +543,13 @@ func (p *workerPool) wait(target uint64, t0 time.Time) (share, waited time.Durat
 }
 
 // await returns w's box's r once it holds a job after generation seen: it
-// polls for spin, then parks until a caller wakes it.
+// polls for spin, then parks until a caller wakes it. It reads w.box once:
+// the caller writes w's line at every job (cold), and a poll that loaded
+// w.box from it missed on that line before it could load the box's.
 func (p *workerPool) await(w *worker, seen uint32, spin time.Duration) uint64 {
-	start := time.Now()
+	start, box := time.Now(), w.box
 	for i := 0; ; i++ {
-		if r := w.box.r.Load(); uint32(r>>32) != seen {
+		if r := box.r.Load(); uint32(r>>32) != seen {
 			return r
 		}
 		if i%64 != 63 || time.Since(start) < spin {
@@ -555,21 +557,21 @@ func (p *workerPool) await(w *worker, seen uint32, spin time.Duration) uint64 {
 		}
 		w.sleeping.Store(true)
 		p.forget()
-		if r := w.box.r.Load(); uint32(r>>32) != seen && w.sleeping.CompareAndSwap(true, false) {
+		if r := box.r.Load(); uint32(r>>32) != seen && w.sleeping.CompareAndSwap(true, false) {
 			return r // a job came before the caller saw us asleep
 		}
 		<-w.wake
 		w.waking.Store(false)
-		return w.box.r.Load()
+		return box.r.Load()
 	}
 }
 
 func (p *workerPool) loop(w *worker) {
 	var seen uint32
-	spin := workerSpin
+	spin, box, part := workerSpin, w.box, w.id+1
 	for {
 		seen = uint32(p.await(w, seen, spin) >> 32)
-		lo, hi := w.box.takeFront(seen)
+		lo, hi := box.takeFront(seen)
 		if lo >= hi {
 			// The caller took our chunks: we came too late. Poll only
 			// after a job we ran: one that came too late, woken in a
@@ -579,6 +581,6 @@ func (p *workerPool) loop(w *worker) {
 			continue
 		}
 		spin = workerSpin
-		p.runChunks(w.box.job, w.id+1, lo, hi, seen, w.box.peers, true)
+		p.runChunks(box.job, part, lo, hi, seen, box.peers, true)
 	}
 }
