@@ -169,19 +169,3 @@ func grow[T any](s []T, n int) []T {
 	}
 	return s[:n]
 }
-
-// zeroPointBias returns -aZero*colSum(B), the accumulators' starting values.
-func (s *scratch) zeroPointBias(aZero uint8, pb *PackedB) []int32 {
-	return s.zeroPointBiasCols(aZero, pb, 0, pb.np)
-}
-
-// zeroPointBiasCols is zeroPointBias for the columns [j0, j1) of the
-// padded np.
-func (s *scratch) zeroPointBiasCols(aZero uint8, pb *PackedB, j0, j1 int) []int32 {
-	s.bias = grow(s.bias, j1-j0)
-	z := int32(aZero)
-	for j, v := range pb.colSum[j0:j1] {
-		s.bias[j] = -z * v
-	}
-	return s.bias
-}

@@ -4,6 +4,7 @@ package kernels
 
 import (
 	"fmt"
+	"math"
 	"testing"
 )
 
@@ -120,5 +121,33 @@ func TestGemmAVX2NoAllocs(t *testing.T) {
 			}
 		}
 		restore()
+	}
+}
+
+// TestZeroPointBiasCols checks the vector loop of zeroPointBiasCols
+// against the scalar formula, for every length up to three of its 32-column
+// steps and every start, on sums that make the product wrap.
+func TestZeroPointBiasCols(t *testing.T) {
+	const np = 128
+	pb := &PackedB{np: np, colSum: make([]int32, np)}
+	for j := range pb.colSum {
+		pb.colSum[j] = int32(uint32(j) * 2654435761) // both signs, |v| up to 2^31
+	}
+	pb.colSum[0], pb.colSum[1] = math.MaxInt32, math.MinInt32
+	s := new(scratch)
+	for _, z := range []uint8{0, 1, 128, 255} {
+		for j0 := 0; j0 < np; j0 += 7 {
+			for j1 := j0; j1 <= np; j1++ {
+				got := s.zeroPointBiasCols(z, pb, j0, j1)
+				if len(got) != j1-j0 {
+					t.Fatalf("aZero %d, columns [%d, %d): %d values, want %d", z, j0, j1, len(got), j1-j0)
+				}
+				for j, v := range got {
+					if want := -int32(z) * pb.colSum[j0+j]; v != want {
+						t.Fatalf("aZero %d, columns [%d, %d): bias[%d] = %d, want %d", z, j0, j1, j, v, want)
+					}
+				}
+			}
+		}
 	}
 }
