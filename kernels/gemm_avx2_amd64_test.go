@@ -128,6 +128,9 @@ func TestGemmAVX2NoAllocs(t *testing.T) {
 // against the scalar formula, for every length up to three of its 32-column
 // steps and every start, on sums that make the product wrap.
 func TestZeroPointBiasCols(t *testing.T) {
+	if Best < AVX2 {
+		t.Skipf("no AVX2 here (best tier %v)", Best)
+	}
 	const np = 128
 	pb := &PackedB{np: np, colSum: make([]int32, np)}
 	for j := range pb.colSum {
