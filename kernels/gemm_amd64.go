@@ -87,10 +87,8 @@ func (s *scratch) runWide(m int, ap []uint8, alda int, pb *PackedB, bias, c []in
 
 // gemmVNNICols is gemmVNNI for m rows run in one pass (vnniWide), on the
 // columns [j0, j1) of C only (c holding column 0): j0 a multiple of
-// panelN/2, and j1 too unless it is pb.n.
-func gemmVNNICols(m int, a []uint8, lda int, aZero uint8, pb *PackedB, c []int32, ldc, j0, j1 int) {
-	s := scratchPool.Get().(*scratch)
-	defer scratchPool.Put(s)
+// panelN/2, and j1 too unless it is pb.n. s is the caller's scratch.
+func gemmVNNICols(s *scratch, m int, a []uint8, lda int, aZero uint8, pb *PackedB, c []int32, ldc, j0, j1 int) {
 	bias := s.zeroPointBiasCols(aZero, pb, j0, min((j1+panelN/2-1)/(panelN/2)*(panelN/2), pb.np))
 	ap, alda := s.paddedA(m, a, lda, pb.k, pb.kp)
 	s.runWide(m, ap, alda, pb, bias, c, ldc, j0, j1)

@@ -117,7 +117,7 @@ func (j *u8Job) run(p, i0, i1 int) {
 		return
 	}
 	if j.halves {
-		j.runHalves(lo, hi)
+		j.runHalves(p, lo, hi)
 		return
 	}
 	rb := j.rb

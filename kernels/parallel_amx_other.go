@@ -13,6 +13,8 @@ func cutsPanels(Tier, int) bool { return true }
 
 func halvesPanels(Tier, int, *PackedB) bool { return false }
 
-func (j *u8Job) runHalves(int, int) { panic("kernels: no VNNI kernels to run halves of panels on") }
+func (j *u8Job) runHalves(int, int, int) {
+	panic("kernels: no VNNI kernels to run halves of panels on")
+}
 
 func amxTiles(int, *PackedB) bool { return false }
