@@ -51,6 +51,14 @@ const parChunksPerPart = 6
 // the hand-off costs the same time whatever the tier. The tiles run the
 // 768^2 shapes 2-4x faster (BenchmarkGemmU8S8); 8 x 768^2 on them (under
 // 10 us on one core) measured 0.7-1.05x on two cores, 32 x 768^2 1.0-1.3x.
+// Split with a weight of 1, 8 x 768^2 ran at 1.56-1.60x when both vCPUs'
+// tiles ran at about 300 GOPS, but at 0.76x when the timed vCPU's ran at
+// 1,212 and the other's at 316 (BenchmarkParallelScaling, amx, three
+// alternating runs): the tiles' rate differs between the vCPUs by up to
+// 4x, and then the slower one's first range alone outlasts the whole GEMM
+// on the faster. The adaptive default (adapt.go) runs whichever has
+// lately been faster: the tiles (there on one core) or the VNNI kernels
+// (on two).
 // A GEMV (and any shape below the tiles' minimum) runs the VNNI kernels.
 func tierParWeight(t Tier, m int, pb *PackedB) float64 {
 	if t == AMX && amxTiles(m, pb) {
