@@ -5,7 +5,9 @@ package kernels
 // amxShare is one participant's state in parallel AMX GEMMs split along N:
 // A packed and the zero-point bias of every column, made once per GEMM by
 // each participant rather than once per chunk (packing 128 x 768 bytes of
-// A takes about as long as a 64-column panel of that GEMM computes).
+// A takes about as long as a 64-column panel of that GEMM computes). Its
+// scratch is also the one the participant runs halves of panels with
+// (runHalves).
 type amxShare struct {
 	job  uint64 // the u8Job.id the packing is for
 	s    scratch
