@@ -134,7 +134,12 @@ func reportRatio(b *testing.B, name string, num, den []float64) {
 //     vCPUs can give the pool gets, when their rates differ (1.0: all);
 //   - callers2-ratio: two independent one-core GEMMs at once over one, the
 //     timed one's rate counted twice: what the two cores give at that
-//     moment if they run at the same rate.
+//     moment if they run at the same rate;
+//   - pool/at-once: the pool over those two GEMMs' rates added up (the
+//     other one's counted over its whole window): how much of what the two
+//     cores give at that moment, both busy, the pool gets. This host's
+//     vCPUs slow each other down when both run, by a few percent to 1.75x
+//     (pool.go), which lowers ratio and pool/both but not this.
 //
 // It times itself: run it with -benchtime 1x.
 func BenchmarkParallelScaling(b *testing.B) {
@@ -184,16 +189,25 @@ func BenchmarkParallelScaling(b *testing.B) {
 					func() { gemmU8S8(tier, m, a, k, 128, left, c, n) },
 					func() { gemmU8S8(tier, m, a, k, 128, right, c[half:], n) })
 				// A second, independent one-core GEMM of the same shape
-				// on the other core, all the while.
+				// on the other core, all the while, and its rate over
+				// each window.
+				ops := 2 * float64(m*n*k)
+				var otherAtOnce []float64
 				callers2 := call(1)
 				callers2.copies = 2
 				callers2.background = func(stop <-chan struct{}) {
+					SetParallelism(1)
+					calls, start := 0, time.Now()
+					defer func() {
+						otherAtOnce = append(otherAtOnce, float64(calls)*ops/time.Since(start).Seconds()/1e9)
+					}()
 					for {
 						select {
 						case <-stop:
 							return
 						default:
 							GemmU8S8(m, a, k, 128, pb, c2, n)
+							calls++
 						}
 					}
 				}
@@ -212,10 +226,11 @@ func BenchmarkParallelScaling(b *testing.B) {
 				other.copies = otherTimes
 				_, undo := pinThread(b)
 				defer undo()
-				rates := windowRates(30, 20*time.Millisecond, 2*float64(m*n*k), call(2), call(1), split, callers2, other)
-				both := make([]float64, len(rates[1]))
+				rates := windowRates(30, 20*time.Millisecond, ops, call(2), call(1), split, callers2, other)
+				both, atOnce := make([]float64, len(rates[1])), make([]float64, len(rates[1]))
 				for i := range both {
 					both[i] = rates[1][i] + rates[4][i]
+					atOnce[i] = rates[3][i]/2 + otherAtOnce[i]
 				}
 				reportMedian(b, rates[1], "1core-GOPS")
 				reportMedian(b, rates[4], "other-GOPS")
@@ -225,6 +240,7 @@ func BenchmarkParallelScaling(b *testing.B) {
 				reportRatio(b, "pool/split", rates[0], rates[2])
 				reportRatio(b, "pool/both", rates[0], both)
 				reportRatio(b, "callers2-ratio", rates[3], rates[1])
+				reportRatio(b, "pool/at-once", rates[0], atOnce)
 			})
 		}
 	}
