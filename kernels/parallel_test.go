@@ -62,7 +62,7 @@ func holdPool(t *testing.T) {
 
 // takePool is pool.acquire(want) for a test that needs the pool, with the
 // back-off off or reset: it retries while a parking worker's forget holds
-// the pool for a moment, which a single try runs into now and then.
+// the pool for a moment, which a single try can run into.
 func takePool(t *testing.T, want int) []*worker {
 	t.Helper()
 	for start := time.Now(); ; {
