@@ -20,6 +20,14 @@ import (
 // changes: the slower it is, the more rarely (explore), so that trying it
 // costs about 1% or less.
 //
+// The tiles on the caller's core alone, where they would be split, are not
+// a third path: while they ran, the pool's worker parked, so each split
+// call that tried the other paths paid its wake-up and was timed slow. 32
+// x 768^2 with the vCPUs' tiles at like rates then ran at 1.0-1.47x one
+// core, against 1.52-1.64x with two paths; it gained only where the
+// other vCPU's tiles ran 3x slower, from 0.82-1.0x to 0.97-1.0x
+// (BenchmarkParallelScaling, amx-adaptive, four alternating runs).
+//
 // This applies to the AMX tier chosen by default; CORVID_KERNELS=amx (or
 // SetAdaptive(false)) runs the tiles only, as the tier tests do.
 
