@@ -135,8 +135,8 @@ func reportRatio(b *testing.B, name string, num, den []float64) {
 //   - callers2-ratio: two independent one-core GEMMs at once over one, the
 //     timed one's rate counted twice: what the two cores give at that
 //     moment if they run at the same rate;
-//   - pool/at-once: the pool over those two GEMMs' rates added up (the
-//     other one's counted over its whole window): how much of what the two
+//   - pool/at-once: the pool over those two GEMMs' rates added up (each
+//     the median of its calls' in the window): how much of what the two
 //     cores give at that moment, both busy, the pool gets. This host's
 //     vCPUs slow each other down when both run, by a few percent to 1.75x
 //     (pool.go), which lowers ratio and pool/both but not this.
@@ -189,25 +189,28 @@ func BenchmarkParallelScaling(b *testing.B) {
 					func() { gemmU8S8(tier, m, a, k, 128, left, c, n) },
 					func() { gemmU8S8(tier, m, a, k, 128, right, c[half:], n) })
 				// A second, independent one-core GEMM of the same shape
-				// on the other core, all the while, and its rate over
-				// each window.
+				// on the other core, all the while, and its median rate
+				// per call in each window, as windowRates takes the timed
+				// one's.
 				ops := 2 * float64(m*n*k)
-				var otherAtOnce []float64
+				var otherAtOnce, per []float64
 				callers2 := call(1)
 				callers2.copies = 2
 				callers2.background = func(stop <-chan struct{}) {
 					SetParallelism(1)
-					calls, start := 0, time.Now()
+					per = per[:0]
 					defer func() {
-						otherAtOnce = append(otherAtOnce, float64(calls)*ops/time.Since(start).Seconds()/1e9)
+						slices.Sort(per)
+						otherAtOnce = append(otherAtOnce, per[len(per)/2])
 					}()
 					for {
 						select {
 						case <-stop:
 							return
 						default:
+							t0 := time.Now()
 							GemmU8S8(m, a, k, 128, pb, c2, n)
-							calls++
+							per = append(per, ops/time.Since(t0).Seconds()/1e9)
 						}
 					}
 				}
