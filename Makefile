@@ -145,7 +145,7 @@ bench-quant: $(VENV)/.stamp ## int8 against fp32: GEMM kernels beside ONNX Runti
 	go test -run '^$$' -bench 'BenchmarkGemmU8S8$$|BenchmarkSgemm$$' -cpu 1 ./kernels/
 	$(PY) bench/ort/gemm.py
 	go test -run '^$$' -bench BenchmarkVsORT -benchtime 1x ./kernels/
-	go test -run '^$$' -bench 'BenchmarkParallelScaling|BenchmarkLineRoundTrip|BenchmarkHugeWeights|BenchmarkAdaptTiles' -benchtime 1x ./kernels/
+	go test -run '^$$' -bench 'BenchmarkParallelScaling|BenchmarkLineRoundTrip|BenchmarkHugeWeights|BenchmarkAdaptTiles|BenchmarkGemmU8S8Dequant' -benchtime 1x ./kernels/
 	go test -run '^$$' -bench 'BenchmarkQuantModes|BenchmarkSoftmax32' -benchtime 200x ./server/runtime/
 	go test -run '^$$' -bench BenchmarkQuantServing -benchtime 200x ./bench/
 

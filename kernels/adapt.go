@@ -126,7 +126,7 @@ var adaptRan func(Tier)
 // adaptTiles runs gemmU8S8Split on the tiles or the VNNI kernels and
 // reports true, if the choice applies to this GEMM (see above); else it
 // reports false and runs nothing.
-func adaptTiles(t Tier, m int, a []uint8, lda int, aZero uint8, pb *PackedB, c []int32, ldc int) bool {
+func adaptTiles(t Tier, m int, a []uint8, lda int, aZero uint8, pb *PackedB, c []int32, ldc int, epi *epilogue) bool {
 	if t != AMX || pb.tiles == nil || !amxTiles(m, pb) || float64(m)*float64(pb.n)*float64(pb.k) < adaptMinMACs || !adaptive.Load() {
 		return false
 	}
@@ -140,7 +140,7 @@ func adaptTiles(t Tier, m int, a []uint8, lda int, aZero uint8, pb *PackedB, c [
 		adaptRan(run)
 	}
 	start := time.Now()
-	gemmU8S8Split(run, m, a, lda, aZero, pb, c, ldc)
+	gemmU8S8Split(run, m, a, lda, aZero, pb, c, ldc, epi)
 	pt.record(path, m, time.Since(start))
 	return true
 }

@@ -37,7 +37,7 @@ func BenchmarkAdaptTiles(b *testing.B) {
 				variant := func(t Tier, adapt bool) windowVariant {
 					return windowVariant{call: func() {
 						SetAdaptive(adapt)
-						gemmU8S8Par(t, m, a, k, 128, pb, c, n)
+						gemmU8S8Par(t, m, a, k, 128, pb, c, n, nil)
 					}}
 				}
 				_, undo := pinThread(b)

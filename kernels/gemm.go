@@ -137,7 +137,7 @@ func GemmU8S8Checked(m int, a []uint8, lda int, aZero uint8, pb *PackedB, c []in
 		}
 		return nil
 	}
-	gemmU8S8Par(active, m, a, lda, aZero, pb, c, ldc)
+	gemmU8S8Par(active, m, a, lda, aZero, pb, c, ldc, nil)
 	return nil
 }
 
@@ -159,6 +159,8 @@ type scratch struct {
 	ones   []float32 // per-column scales of 1 (epilogue, per-tensor scale)
 	bias32 []float32 // zero bias (epilogue)
 	epi    []int32   // GemmU8S8Dequant's rows of C
+	// GemmU8S8Dequant's dequantization, which a split GEMM's cores apply
+	epiArgs epilogue
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}

@@ -257,37 +257,43 @@ func BenchmarkQuantizeU8(b *testing.B) {
 	}
 }
 
-// BenchmarkGemmU8S8Dequant compares the fused GEMM + epilogue with the two
-// calls in sequence (32 x 768 x 768, active tier, one core).
+// BenchmarkGemmU8S8Dequant compares GemmU8S8Dequant, whose cores each
+// dequantize the parts of C they computed, with GemmU8S8 followed by
+// DequantizeBiasReLU (the epilogue on the caller alone, after the join), on
+// one core and two, per tier, in alternating 20 ms windows (30 rounds): it
+// reports the median rates and the median and quartiles of their ratio
+// (fused/separate) per round. It times itself: run it with -benchtime 1x.
 func BenchmarkGemmU8S8Dequant(b *testing.B) {
-	defer SetParallelism(SetParallelism(1))
-	const m, n, k = 32, 768, 768
-	r := rand.New(rand.NewPCG(1, 2))
-	a := make([]uint8, m*k)
-	for i := range a {
-		a[i] = uint8(r.UintN(256))
+	for tier := AVX2; tier <= Best; tier++ {
+		for _, s := range [][3]int{{1, 3072, 768}, {8, 768, 768}, {32, 3072, 768}} {
+			m, n, k := s[0], s[1], s[2]
+			for _, threads := range []int{1, 2} {
+				b.Run(fmt.Sprintf("%v/M=%d_N=%d_K=%d/threads=%d", tier, m, n, k, threads), func(b *testing.B) {
+					prev, err := SetTier(tier)
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer SetTier(prev)
+					defer SetParallelism(SetParallelism(threads))
+					a, pb, c := gemmBenchOperands(m, n, k)
+					sc, bias := make([]float32, n), make([]float32, n)
+					for j := range sc {
+						sc[j], bias[j] = 1e-3, float32(j%7)-3
+					}
+					out := make([]float32, m*n)
+					fused := windowVariant{call: func() {
+						GemmU8S8Dequant(m, a, k, 128, 0.02, pb, sc, bias, true, out, n)
+					}}
+					separate := windowVariant{call: func() {
+						GemmU8S8(m, a, k, 128, pb, c, n)
+						DequantizeBiasReLU(c, m, n, n, 0.02, sc, bias, true, out)
+					}}
+					rates := windowRates(30, 20*time.Millisecond, 2*float64(m*n*k), fused, separate)
+					reportMedian(b, rates[0], "fused-GOPS")
+					reportMedian(b, rates[1], "separate-GOPS")
+					reportRatio(b, "fused/separate", rates[0], rates[1])
+				})
+			}
+		}
 	}
-	w := make([]int8, k*n)
-	for i := range w {
-		w[i] = int8(r.UintN(256))
-	}
-	pb := PackB(w, k, n)
-	sc := make([]float32, n)
-	bias := make([]float32, n)
-	for j := range sc {
-		sc[j] = 1e-3
-	}
-	c := make([]int32, m*n)
-	out := make([]float32, m*n)
-	b.Run("fused", func(b *testing.B) {
-		gemmBenchOps(b, m*n*k, tierPeak(Active()), func() {
-			GemmU8S8Dequant(m, a, k, 128, 0.02, pb, sc, bias, true, out, n)
-		})
-	})
-	b.Run("separate", func(b *testing.B) {
-		gemmBenchOps(b, m*n*k, tierPeak(Active()), func() {
-			GemmU8S8(m, a, k, 128, pb, c, n)
-			DequantizeBiasReLU(c, m, n, n, 0.02, sc, bias, true, out)
-		})
-	})
 }

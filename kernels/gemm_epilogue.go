@@ -123,48 +123,111 @@ const epilogueBytes = 1 << 20
 // calling the two, without an m x N int32 buffer. bScales holds N per-column
 // scales or one per-tensor scale; bias may be nil. It returns an error
 // wrapping ErrShape, and writes nothing, if a slice or stride does not fit.
+// Split over cores, each core dequantizes the parts of C it computed.
 func GemmU8S8Dequant(m int, a []uint8, lda int, aZero uint8, aScale float32, pb *PackedB, bScales, bias []float32, relu bool, out []float32, ldo int) error {
+	if err := checkGemmDequant("GemmU8S8Dequant", m, a, lda, pb, bScales, bias, out, ldo); err != nil || m == 0 || pb.n == 0 {
+		return err
+	}
+	s := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(s)
+	scales, rowScale, bias := s.epilogueParams(aScale, bScales, bias, pb.n)
+	s.epiArgs = epilogue{t: active, out: out, ldo: ldo, scales: scales, rowScale: rowScale, bias: bias[:pb.n], relu: relu}
+	s.gemmDequant(m, a, lda, aZero, pb, &s.epiArgs)
+	return nil
+}
+
+// GemmU8S8DequantRows is GemmU8S8 with aZero as A's zero point followed by
+// DequantizeRowsBiasReLU with aScales and aZeros (nil: none), fused as
+// GemmU8S8Dequant fuses its two: the same bits as the two calls, without
+// an m x N int32 buffer, and split over cores the same way. It is for rows
+// quantized each with its own scale and zero point: aZero is theirs if
+// they share it (aZeros nil), else 0 with aZeros the rows' own. It returns
+// an error wrapping ErrShape, and writes nothing, if a slice or stride does
+// not fit.
+func GemmU8S8DequantRows(m int, a []uint8, lda int, aZero uint8, aScales []float32, aZeros []uint8, pb *PackedB, bScales, bias []float32, relu bool, out []float32, ldo int) error {
+	if err := checkGemmDequant("GemmU8S8DequantRows", m, a, lda, pb, bScales, bias, out, ldo); err != nil {
+		return err
+	}
+	if len(aScales) < m || (aZeros != nil && len(aZeros) < m) {
+		return fmt.Errorf("%w: GemmU8S8DequantRows len(aScales)=%d, len(aZeros)=%d: want >= m=%d (aZeros may be nil)", ErrShape, len(aScales), len(aZeros), m)
+	}
+	if m == 0 || pb.n == 0 {
+		return nil
+	}
+	s := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(s)
+	// As DequantizeRowsBiasReLU: the row scale is aScales[i], times
+	// bScales[0] if per tensor (rowScale here, 1 otherwise: x*1 is x).
+	scales, rowScale, bias := s.epilogueParams(1, bScales, bias, pb.n)
+	s.epiArgs = epilogue{t: active, out: out, ldo: ldo, scales: scales, rowScale: rowScale, rowScales: aScales,
+		zeros: aZeros, colSum: pb.colSum, bias: bias[:pb.n], relu: relu}
+	s.gemmDequant(m, a, lda, aZero, pb, &s.epiArgs)
+	return nil
+}
+
+// checkGemmDequant checks the arguments GemmU8S8Dequant (name) and
+// GemmU8S8DequantRows share.
+func checkGemmDequant(name string, m int, a []uint8, lda int, pb *PackedB, bScales, bias, out []float32, ldo int) error {
 	if pb == nil {
-		return fmt.Errorf("%w: GemmU8S8Dequant: nil PackedB", ErrShape)
+		return fmt.Errorf("%w: %s: nil PackedB", ErrShape, name)
 	}
 	n, k := pb.n, pb.k
 	switch {
 	case m < 0:
-		return fmt.Errorf("%w: GemmU8S8Dequant m=%d: want >= 0", ErrShape, m)
+		return fmt.Errorf("%w: %s m=%d: want >= 0", ErrShape, name, m)
 	case lda < k:
-		return fmt.Errorf("%w: GemmU8S8Dequant lda=%d: want >= k=%d", ErrShape, lda, k)
+		return fmt.Errorf("%w: %s lda=%d: want >= k=%d", ErrShape, name, lda, k)
 	case ldo < n:
-		return fmt.Errorf("%w: GemmU8S8Dequant ldo=%d: want >= n=%d", ErrShape, ldo, n)
+		return fmt.Errorf("%w: %s ldo=%d: want >= n=%d", ErrShape, name, ldo, n)
 	case len(bScales) != n && len(bScales) != 1:
-		return fmt.Errorf("%w: GemmU8S8Dequant len(bScales)=%d: want n=%d or 1", ErrShape, len(bScales), n)
+		return fmt.Errorf("%w: %s len(bScales)=%d: want n=%d or 1", ErrShape, name, len(bScales), n)
 	case bias != nil && len(bias) < n:
-		return fmt.Errorf("%w: GemmU8S8Dequant len(bias)=%d: want >= n=%d or nil", ErrShape, len(bias), n)
+		return fmt.Errorf("%w: %s len(bias)=%d: want >= n=%d or nil", ErrShape, name, len(bias), n)
 	case m == 0 || n == 0:
 		return nil
 	case len(a) < (m-1)*lda+k:
-		return fmt.Errorf("%w: GemmU8S8Dequant len(a)=%d: want >= (m-1)*lda+k = %d", ErrShape, len(a), (m-1)*lda+k)
+		return fmt.Errorf("%w: %s len(a)=%d: want >= (m-1)*lda+k = %d", ErrShape, name, len(a), (m-1)*lda+k)
 	case len(out) < (m-1)*ldo+n:
-		return fmt.Errorf("%w: GemmU8S8Dequant len(out)=%d: want >= (m-1)*ldo+n = %d", ErrShape, len(out), (m-1)*ldo+n)
-	}
-	s := scratchPool.Get().(*scratch)
-	defer scratchPool.Put(s)
-	rows := min(m, max(epilogueMinRows, epilogueBytes/(4*n)))
-	s.epi = grow(s.epi, rows*n)
-	scales, rowScale, bias := s.epilogueParams(aScale, bScales, bias, n)
-	c, bias := s.epi, bias[:n]
-	t := active
-	for i0 := 0; i0 < m; i0 += rows {
-		r := min(rows, m-i0)
-		if k == 0 {
-			clear(c[:r*n])
-		} else {
-			gemmU8S8Par(t, r, a[i0*lda:], lda, aZero, pb, c, n)
-		}
-		for i := range r {
-			dequantizeRow(t, out[(i0+i)*ldo:][:n], c[i*n:][:n], scales, rowScale, 0, nil, bias, relu)
-		}
+		return fmt.Errorf("%w: %s len(out)=%d: want >= (m-1)*ldo+n = %d", ErrShape, name, len(out), (m-1)*ldo+n)
 	}
 	return nil
+}
+
+// gemmDequant runs the GEMM of m rows of A over pb in blocks of rows whose
+// int32 results fit in epilogueBytes (in s), e applied to each block's parts
+// as they are done. e's out, rowScales and zeros are for all m rows; it
+// moves them along block by block, and clears e when done, so that the
+// pooled scratch keeps none of the caller's data.
+func (s *scratch) gemmDequant(m int, a []uint8, lda int, aZero uint8, pb *PackedB, e *epilogue) {
+	n := pb.n
+	rows := min(m, max(epilogueMinRows, epilogueBytes/(4*n)))
+	s.epi = grow(s.epi, rows*n)
+	c := s.epi
+	out, rowScales, zeros := e.out, e.rowScales, e.zeros
+	for i0 := 0; i0 < m; i0 += rows {
+		r := min(rows, m-i0)
+		e.out = out[i0*e.ldo:]
+		if rowScales != nil {
+			e.rowScales = rowScales[i0:]
+		}
+		if zeros != nil {
+			e.zeros = zeros[i0:]
+		}
+		switch {
+		case pb.k == 0:
+			clear(c[:r*n])
+			e.apply(c, n, 0, r, 0, n)
+		case Parallelism() <= 1:
+			// No split to apply it in: after the GEMM, outside the
+			// AMX tier's timed call (adaptTiles), as GemmU8S8Dequant
+			// always did before.
+			gemmU8S8Par(e.t, r, a[i0*lda:], lda, aZero, pb, c, n, nil)
+			e.apply(c, n, 0, r, 0, n)
+		default:
+			gemmU8S8Par(e.t, r, a[i0*lda:], lda, aZero, pb, c, n, e)
+		}
+	}
+	*e = epilogue{}
 }
 
 // epilogueMinRows is the smallest row chunk GemmU8S8Dequant uses: enough for

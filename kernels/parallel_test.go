@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"errors"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -577,5 +578,112 @@ func TestPoolForgets(t *testing.T) {
 			t.Fatalf("5 s after the last split GEMM, the pool still holds %s", what)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestGemmDequantSplit checks, on every tier and on 1, 2 and 3 cores with
+// every GEMM split, that GemmU8S8Dequant and GemmU8S8DequantRows, whose
+// cores dequantize the parts of C they computed, give the bits of the GEMM
+// followed by DequantizeBiasReLU or DequantizeRowsBiasReLU, and write no
+// cell outside the output (between rows included): split by halves of
+// panels, blocks of rows of a panel, whole panels and rows, in two blocks
+// of rows (epilogueBytes), and a GEMV.
+func TestGemmDequantSplit(t *testing.T) {
+	gemmForEachTier(t, func(t *testing.T) {
+		r := newTestRand(41)
+		for _, threads := range []int{1, 2, 3} {
+			withParallel(threads, 1, func() {
+				jobs0 := pool.jobs.Load()
+				for _, s := range [][3]int{{8, 200, 64}, {13, 130, 17}, {32, 300, 40}, {300, 70, 33}, {100, 3000, 5}, {48, 640, 96}, {1, 129, 9}} {
+					m, n, k := s[0], s[1], s[2]
+					gc := gemmRandCase(r, m, n, k)
+					pb := PackB(gc.b, k, n)
+					sc, bias := make([]float32, n), make([]float32, n)
+					for j := range sc {
+						sc[j] = float32(r.Float64()*0.1 + 1e-3)
+						bias[j] = float32(r.NormFloat64())
+					}
+					aScales, aZeros := make([]float32, m), make([]uint8, m)
+					for i := range m {
+						aScales[i], aZeros[i] = float32(r.Float64()+1e-3), uint8(r.UintN(256))
+					}
+					aZeros[0] = 255
+					if m > 1 {
+						aZeros[1] = 0
+					}
+					relu := m%2 == 0
+					c := make([]int32, m*n)
+					c0 := make([]int32, m*n)
+					GemmU8S8(m, gc.a, gc.lda, gc.aZero, pb, c, n)
+					GemmU8S8(m, gc.a, gc.lda, 0, pb, c0, n)
+					for _, tc := range []struct {
+						name string
+						want func(out []float32) error
+						got  func(out []float32, ldo int) error
+					}{
+						{"GemmU8S8Dequant", func(out []float32) error {
+							return DequantizeBiasReLU(c, m, n, n, 0.3, sc, bias, relu, out)
+						}, func(out []float32, ldo int) error {
+							return GemmU8S8Dequant(m, gc.a, gc.lda, gc.aZero, 0.3, pb, sc, bias, relu, out, ldo)
+						}},
+						{"GemmU8S8DequantRows, a zero point per row", func(out []float32) error {
+							return DequantizeRowsBiasReLU(c0, m, n, n, aScales, aZeros, pb, sc[:1], nil, relu, out)
+						}, func(out []float32, ldo int) error {
+							return GemmU8S8DequantRows(m, gc.a, gc.lda, 0, aScales, aZeros, pb, sc[:1], nil, relu, out, ldo)
+						}},
+						{"GemmU8S8DequantRows, one zero point", func(out []float32) error {
+							return DequantizeRowsBiasReLU(c, m, n, n, aScales, nil, pb, sc, bias, relu, out)
+						}, func(out []float32, ldo int) error {
+							return GemmU8S8DequantRows(m, gc.a, gc.lda, gc.aZero, aScales, nil, pb, sc, bias, relu, out, ldo)
+						}},
+					} {
+						want := make([]float32, m*n)
+						if err := tc.want(want); err != nil {
+							t.Fatal(err)
+						}
+						ldo := n + 3
+						buf := make([]float32, (m-1)*ldo+n+2*gemmGuard)
+						for i := range buf {
+							buf[i] = 777
+						}
+						out := buf[gemmGuard : len(buf)-gemmGuard]
+						if err := tc.got(out, ldo); err != nil {
+							t.Fatal(err)
+						}
+						for i := range buf {
+							in := i >= gemmGuard && i < len(buf)-gemmGuard && (i-gemmGuard)%ldo < n
+							if !in && buf[i] != 777 {
+								t.Fatalf("%s m=%d n=%d k=%d on %d: cell %d outside the output was written", tc.name, m, n, k, threads, i)
+							}
+						}
+						for i := range m {
+							for j := range n {
+								if g, w := out[i*ldo+j], want[i*n+j]; math.Float32bits(g) != math.Float32bits(w) {
+									t.Fatalf("%s m=%d n=%d k=%d on %d: out[%d][%d] = %v, want %v", tc.name, m, n, k, threads, i, j, g, w)
+								}
+							}
+						}
+					}
+				}
+				if split := pool.jobs.Load() != jobs0; split != (threads > 1) {
+					t.Errorf("on %d cores: split %v", threads, split)
+				}
+			})
+		}
+	})
+	pb := PackB(make([]int8, 6), 2, 3)
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"nil pb", GemmU8S8DequantRows(1, make([]uint8, 2), 2, 0, []float32{1}, nil, nil, []float32{1}, nil, false, make([]float32, 3), 3)},
+		{"short a", GemmU8S8DequantRows(2, make([]uint8, 3), 2, 0, []float32{1, 1}, nil, pb, []float32{1}, nil, false, make([]float32, 6), 3)},
+		{"short aScales", GemmU8S8DequantRows(2, make([]uint8, 4), 2, 0, []float32{1}, nil, pb, []float32{1}, nil, false, make([]float32, 6), 3)},
+		{"short aZeros", GemmU8S8DequantRows(2, make([]uint8, 4), 2, 0, []float32{1, 1}, []uint8{0}, pb, []float32{1}, nil, false, make([]float32, 6), 3)},
+		{"short out", GemmU8S8DequantRows(2, make([]uint8, 4), 2, 0, []float32{1, 1}, nil, pb, []float32{1}, nil, false, make([]float32, 5), 3)},
+	} {
+		if !errors.Is(tc.err, ErrShape) {
+			t.Errorf("%s: got %v, want ErrShape", tc.name, tc.err)
+		}
 	}
 }

@@ -482,7 +482,7 @@ func (p *workerPool) forget() {
 		return // held: its release, or a worker parking after it, forgets
 	}
 	u8, sg := &p.u8, &p.sg
-	u8.a, u8.pb, u8.c = nil, nil, nil
+	u8.a, u8.pb, u8.c, u8.epi = nil, nil, nil, nil
 	for _, v := range u8.views {
 		v.data, v.colSum = nil, nil
 	}
