@@ -42,7 +42,6 @@ func buildDense(b *builder, n *onnx.Node, in []*value) ([]*value, error) {
 	if fd.q != nil {
 		k.aq = make([]uint8, m*fd.k)
 		if !fd.q.static {
-			k.acc = make([]int32, m*fd.n)
 			k.sx = make([]float32, m)
 			k.zx = make([]uint8, m)
 		}
@@ -57,10 +56,9 @@ type denseKernel struct {
 	m  int
 	aq []uint8 // x quantized, m x K
 
-	// Dynamic quantization: the accumulators and each row's parameters.
-	acc []int32
-	sx  []float32
-	zx  []uint8
+	// Dynamic quantization: each row's parameters.
+	sx []float32
+	zx []uint8
 }
 
 func (k *denseKernel) String() string { return fmt.Sprintf("%s[m=%d]", k.fd.desc, k.m) }
@@ -107,10 +105,7 @@ func (k *denseKernel) run(out *gt.Dense, ins []*gt.Dense) error {
 	if uniform {
 		aZero, zs = k.zx[0], nil
 	}
-	if err := kernels.GemmU8S8Checked(m, k.aq, kk, aZero, q.packed, k.acc, n); err != nil {
-		return err
-	}
-	return kernels.DequantizeRowsBiasReLU(k.acc, m, n, n, k.sx[:m], zs, q.packed, q.wScale, fd.bias, fd.relu, y)
+	return kernels.GemmU8S8DequantRows(m, k.aq, kk, aZero, k.sx[:m], zs, q.packed, q.wScale, fd.bias, fd.relu, y, n)
 }
 
 func reluInPlace(y []float32) {
