@@ -114,12 +114,7 @@ func BenchmarkGemmU8S8(b *testing.B) {
 					continue
 				}
 				b.Run(fmt.Sprintf("%v/M=%d_N=%d_K=%d/threads=%d", tier, m, n, k, threads), func(b *testing.B) {
-					prev, err := SetTier(tier)
-					if err != nil {
-						b.Fatal(err)
-					}
-					defer SetTier(prev)
-					defer SetParallelism(SetParallelism(threads))
+					useTierThreads(b, tier, threads)
 					a, pb, c := gemmBenchOperands(m, n, k)
 					GemmU8S8(m, a, k, 128, pb, c, n)
 					gemmBenchOpsN(b, float64(m)*float64(n)*float64(k), tierPeak(tier), threads, func() {
@@ -257,6 +252,20 @@ func BenchmarkQuantizeU8(b *testing.B) {
 	}
 }
 
+// useTierThreads makes tier and threads the active tier and parallelism
+// until b ends.
+func useTierThreads(b *testing.B, tier Tier, threads int) {
+	prev, err := SetTier(tier)
+	if err != nil {
+		b.Fatal(err)
+	}
+	prevThreads := SetParallelism(threads)
+	b.Cleanup(func() {
+		SetParallelism(prevThreads)
+		SetTier(prev)
+	})
+}
+
 // BenchmarkGemmU8S8Dequant compares GemmU8S8Dequant, whose cores each
 // dequantize the parts of C they computed, with GemmU8S8 followed by
 // DequantizeBiasReLU (the epilogue on the caller alone, after the join), on
@@ -269,12 +278,7 @@ func BenchmarkGemmU8S8Dequant(b *testing.B) {
 			m, n, k := s[0], s[1], s[2]
 			for _, threads := range []int{1, 2} {
 				b.Run(fmt.Sprintf("%v/M=%d_N=%d_K=%d/threads=%d", tier, m, n, k, threads), func(b *testing.B) {
-					prev, err := SetTier(tier)
-					if err != nil {
-						b.Fatal(err)
-					}
-					defer SetTier(prev)
-					defer SetParallelism(SetParallelism(threads))
+					useTierThreads(b, tier, threads)
 					a, pb, c := gemmBenchOperands(m, n, k)
 					sc, bias := make([]float32, n), make([]float32, n)
 					for j := range sc {

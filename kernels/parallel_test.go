@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -641,28 +642,7 @@ func TestGemmDequantSplit(t *testing.T) {
 						if err := tc.want(want); err != nil {
 							t.Fatal(err)
 						}
-						ldo := n + 3
-						buf := make([]float32, (m-1)*ldo+n+2*gemmGuard)
-						for i := range buf {
-							buf[i] = 777
-						}
-						out := buf[gemmGuard : len(buf)-gemmGuard]
-						if err := tc.got(out, ldo); err != nil {
-							t.Fatal(err)
-						}
-						for i := range buf {
-							in := i >= gemmGuard && i < len(buf)-gemmGuard && (i-gemmGuard)%ldo < n
-							if !in && buf[i] != 777 {
-								t.Fatalf("%s m=%d n=%d k=%d on %d: cell %d outside the output was written", tc.name, m, n, k, threads, i)
-							}
-						}
-						for i := range m {
-							for j := range n {
-								if g, w := out[i*ldo+j], want[i*n+j]; math.Float32bits(g) != math.Float32bits(w) {
-									t.Fatalf("%s m=%d n=%d k=%d on %d: out[%d][%d] = %v, want %v", tc.name, m, n, k, threads, i, j, g, w)
-								}
-							}
-						}
+						checkDequantInto(t, fmt.Sprintf("%s m=%d n=%d k=%d on %d", tc.name, m, n, k, threads), m, n, n+3, want, tc.got)
 					}
 				}
 				if split := pool.jobs.Load() != jobs0; split != (threads > 1) {

@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -340,28 +341,9 @@ func TestGemmU8S8Dequant(t *testing.T) {
 					if err := DequantizeBiasReLU(c, m, n, n, 0.3, sc, b, relu, want); err != nil {
 						t.Fatal(err)
 					}
-					ldo := n + 2
-					buf := make([]float32, (m-1)*ldo+n+2*gemmGuard)
-					for i := range buf {
-						buf[i] = 777
-					}
-					out := buf[gemmGuard : len(buf)-gemmGuard]
-					if err := GemmU8S8Dequant(m, gc.a, gc.lda, gc.aZero, 0.3, pb, sc, b, relu, out, ldo); err != nil {
-						t.Fatal(err)
-					}
-					for i := range buf {
-						in := i >= gemmGuard && i < len(buf)-gemmGuard && (i-gemmGuard)%ldo < n
-						if !in && buf[i] != 777 {
-							t.Fatalf("m=%d n=%d k=%d: cell %d outside the output was written", m, n, k, i)
-						}
-					}
-					for i := range m {
-						for j := range n {
-							if g, w := out[i*ldo+j], want[i*n+j]; math.Float32bits(g) != math.Float32bits(w) {
-								t.Fatalf("m=%d n=%d k=%d relu=%v: out[%d][%d] = %v, want %v", m, n, k, relu, i, j, g, w)
-							}
-						}
-					}
+					checkDequantInto(t, fmt.Sprintf("m=%d n=%d k=%d relu=%v", m, n, k, relu), m, n, n+2, want, func(out []float32, ldo int) error {
+						return GemmU8S8Dequant(m, gc.a, gc.lda, gc.aZero, 0.3, pb, sc, b, relu, out, ldo)
+					})
 				}
 			}
 		}
@@ -380,6 +362,34 @@ func TestGemmU8S8Dequant(t *testing.T) {
 	} {
 		if !errors.Is(tc.err, ErrShape) {
 			t.Errorf("%s: got %v, want ErrShape", tc.name, tc.err)
+		}
+	}
+}
+
+// checkDequantInto runs into on a guard-padded output of m rows of n
+// (row stride ldo) and fails t, naming the case what, if it writes a cell
+// outside them, or if a cell's bits differ from want's (m x n, stride n).
+func checkDequantInto(t *testing.T, what string, m, n, ldo int, want []float32, into func(out []float32, ldo int) error) {
+	t.Helper()
+	buf := make([]float32, (m-1)*ldo+n+2*gemmGuard)
+	for i := range buf {
+		buf[i] = 777
+	}
+	out := buf[gemmGuard : len(buf)-gemmGuard]
+	if err := into(out, ldo); err != nil {
+		t.Fatal(err)
+	}
+	for i := range buf {
+		in := i >= gemmGuard && i < len(buf)-gemmGuard && (i-gemmGuard)%ldo < n
+		if !in && buf[i] != 777 {
+			t.Fatalf("%s: cell %d outside the output was written", what, i)
+		}
+	}
+	for i := range m {
+		for j := range n {
+			if g, w := out[i*ldo+j], want[i*n+j]; math.Float32bits(g) != math.Float32bits(w) {
+				t.Fatalf("%s: out[%d][%d] = %v, want %v", what, i, j, g, w)
+			}
 		}
 	}
 }
