@@ -25,3 +25,32 @@ func ExpSum(out, x []float32, m float64) (float64, bool) {
 	}
 	return expSum(active, out[:len(x)], x, m)
 }
+
+// MaxNaN returns the largest of x and whether any of x is NaN (the largest
+// of the others then), -Inf for no x: the first pass of a softmax, whose
+// ExpSum wants no NaN. Of equal zeros of both signs it may return either.
+func MaxNaN(x []float32) (max float32, nan bool) { return maxNaN(active, x) }
+
+// maxNaNTail folds x into the running maximum m and NaN flag nan.
+func maxNaNTail(m float32, nan bool, x []float32) (float32, bool) {
+	for _, v := range x {
+		switch {
+		case v != v:
+			nan = true
+		case v > m:
+			m = v
+		}
+	}
+	return m, nan
+}
+
+// DivRound sets x[i] = float32(float64(x[i]) / d) for every i, the same
+// bits as that expression: the last pass of a softmax, d the sum ExpSum
+// returned.
+func DivRound(x []float32, d float64) { divRound(active, x, d) }
+
+func divRoundGeneric(x []float32, d float64) {
+	for i, v := range x {
+		x[i] = float32(float64(v) / d)
+	}
+}
