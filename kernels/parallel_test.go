@@ -50,21 +50,10 @@ func TestGemmU8S8ParallelExact(t *testing.T) {
 	})
 }
 
-// holdPool takes the pool as a caller does, for the pool's state a caller
-// may touch; a worker parking holds it for a moment (forget).
-func holdPool(t *testing.T) {
-	t.Helper()
-	for start := time.Now(); !pool.busy.CompareAndSwap(false, true); {
-		if time.Since(start) > time.Second {
-			t.Fatal("pool held for a second")
-		}
-		runtime.Gosched()
-	}
-}
-
-// takePool is pool.acquire(want) for a test that needs the pool, with the
-// back-off off or reset: it retries while a parking worker's forget holds
-// the pool for a moment, which a single try can run into.
+// takePool is pool.acquire(want) for a test that needs the pool (want 0:
+// only the pool's state a caller may touch): it retries while a parking
+// worker's forget holds the pool for a moment, which a single try can run
+// into, or while the back-off, if on, refuses it.
 func takePool(t *testing.T, want int) []*worker {
 	t.Helper()
 	for start := time.Now(); ; {
@@ -101,7 +90,7 @@ func TestCallerShare(t *testing.T) {
 		}
 	}
 
-	holdPool(t)
+	takePool(t, 0)
 	pb := PackB(make([]int8, 64*200), 64, 200)
 	s := pool.shareOf(Active(), 8, pb, 2)
 	if s.frac != 0.5 || s.mine(24) != 12 {
@@ -131,7 +120,7 @@ func TestCallerShare(t *testing.T) {
 				gc := gemmRandCase(r, s[0], s[1], s[2])
 				pb := PackB(gc.b, gc.k, gc.n)
 				for _, frac := range []float64{0, 1} {
-					holdPool(t)
+					takePool(t, 0)
 					pool.shareOf(Active(), gc.m, pb, 2).frac = frac // mine clamps it
 					pool.release()
 					gc.checkPacked(t, pb)
