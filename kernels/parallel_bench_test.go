@@ -139,7 +139,12 @@ func reportRatio(b *testing.B, name string, num, den []float64) {
 //     the median of its calls' in the window): how much of what the two
 //     cores give at that moment, both busy, the pool gets. This host's
 //     vCPUs slow each other down when both run, by a few percent to 1.75x
-//     (pool.go), which lowers ratio and pool/both but not this.
+//     (pool.go), which lowers ratio and pool/both but not this;
+//   - at-once-ratio: those two GEMMs' rates added up over one core alone:
+//     what the two vCPUs give work that needs no hand-off at all, the
+//     ceiling of ratio at that moment (ratio is about pool/at-once times
+//     this). It falls short of 2 when the vCPUs slow each other down, or
+//     when the other one runs slower (other-GOPS).
 //
 // It times itself: run it with -benchtime 1x.
 func BenchmarkParallelScaling(b *testing.B) {
@@ -244,6 +249,7 @@ func BenchmarkParallelScaling(b *testing.B) {
 				reportRatio(b, "pool/both", rates[0], both)
 				reportRatio(b, "callers2-ratio", rates[3], rates[1])
 				reportRatio(b, "pool/at-once", rates[0], atOnce)
+				reportRatio(b, "at-once-ratio", atOnce, rates[1])
 			})
 		}
 	}
