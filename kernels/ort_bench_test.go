@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,13 +16,22 @@ import (
 
 // BenchmarkVsORT compares the int8 GEMM as Corvid serves it (the best tier;
 // on AMX, the tiles or VNNI, whichever is faster) with ONNX
-// Runtime's MatMulInteger (one thread each) on PERF.md's shapes, in
-// alternating windows of 50 ms, 25 of each per shape, so that both see the
-// same state of a shared machine: it reports the median GOPS of each and
-// the median and quartiles of their ratio in neighbouring windows. Both
-// take the median per call, on the same CPU. ONNX Runtime runs in
-// bench/ort/gemm.py --serve, from the venv that `make tools` builds. The
-// benchmark times itself: run it with -benchtime 1x.
+// Runtime's MatMulInteger on PERF.md's shapes, on one thread each and, where
+// Go may use two CPUs (GOMAXPROCS), on two (Corvid's pool; ONNX Runtime's
+// intra-op thread pool), in alternating windows of 50 ms, 25 rounds of each
+// per shape, so that all see the same state of a shared machine. Per
+// shape it reports the median GOPS of each, and the median and quartiles,
+// round by round, of:
+//
+//   - ratio: Corvid over ONNX Runtime, one thread each;
+//   - ratio2: the same on two threads each;
+//   - corvid-2/1, ort-2/1: each one's two threads over its one.
+//
+// Each side takes the median per call of its window, its calling thread
+// pinned to the same CPU; the second thread of each runs where the OS puts
+// it. ONNX Runtime runs in bench/ort/gemm.py --serve, from the venv that
+// `make tools` builds. The benchmark times itself: run it with -benchtime
+// 1x.
 func BenchmarkVsORT(b *testing.B) {
 	py := filepath.Join("..", ".venv", "bin", "python")
 	if _, err := os.Stat(py); err != nil {
@@ -45,8 +55,8 @@ func BenchmarkVsORT(b *testing.B) {
 		cmd.Wait()
 	}()
 	lines := bufio.NewScanner(out)
-	ort := func(m, n, k int, window time.Duration, cpu int) float64 {
-		fmt.Fprintf(in, "%d %d %d %g %d\n", m, n, k, window.Seconds(), cpu)
+	ort := func(m, n, k int, window time.Duration, cpu, threads int) float64 {
+		fmt.Fprintf(in, "%d %d %d %g %d %d\n", m, n, k, window.Seconds(), cpu, threads)
 		if !lines.Scan() {
 			b.Fatalf("gemm.py --serve stopped: %v", lines.Err())
 		}
@@ -64,12 +74,14 @@ func BenchmarkVsORT(b *testing.B) {
 	for _, s := range gemmBenchShapes {
 		m, n, k := s[0], s[1], s[2]
 		b.Run(fmt.Sprintf("%v/M=%d_N=%d_K=%d", Active(), m, n, k), func(b *testing.B) {
+			two := runtime.GOMAXPROCS(0) >= 2
 			cpu, undo := pinThread(b)
 			defer undo()
 			a, pb, c := gemmBenchOperands(m, n, k)
 			ops := 2 * float64(m*n*k)
-			var mine, theirs []float64
-			for range rounds {
+			corvid := func(threads int) float64 {
+				SetParallelism(threads)
+				defer SetParallelism(1)
 				var per []float64
 				for start := time.Now(); time.Since(start) < window || len(per) < 5; {
 					t0 := time.Now()
@@ -77,25 +89,30 @@ func BenchmarkVsORT(b *testing.B) {
 					per = append(per, time.Since(t0).Seconds())
 				}
 				slices.Sort(per)
-				mine = append(mine, ops/per[len(per)/2]/1e9)
-				theirs = append(theirs, ort(m, n, k, window, cpu))
+				return ops / per[len(per)/2] / 1e9
 			}
-			// The ratio is taken round by round, each of neighbouring
-			// windows: the host's AMX rate can halve or double between
-			// rounds, and then the two medians could come from different
-			// states.
-			ratios := make([]float64, rounds)
-			for i := range ratios {
-				ratios[i] = mine[i] / theirs[i]
+			var mine, theirs, mine2, theirs2 []float64
+			for range rounds {
+				mine = append(mine, corvid(1))
+				theirs = append(theirs, ort(m, n, k, window, cpu, 1))
+				if two {
+					mine2 = append(mine2, corvid(2))
+					theirs2 = append(theirs2, ort(m, n, k, window, cpu, 2))
+				}
 			}
-			slices.Sort(mine)
-			slices.Sort(theirs)
-			slices.Sort(ratios)
-			b.ReportMetric(mine[rounds/2], "corvid-GOPS")
-			b.ReportMetric(theirs[rounds/2], "ort-GOPS")
-			b.ReportMetric(ratios[rounds/2], "ratio")
-			b.ReportMetric(ratios[rounds/4], "ratio-q1")
-			b.ReportMetric(ratios[rounds*3/4], "ratio-q3")
+			// Ratios are taken round by round, of neighbouring windows:
+			// the host's AMX rate can halve or double between rounds, and
+			// then two medians could come from different states.
+			reportMedian(b, mine, "corvid-GOPS")
+			reportMedian(b, theirs, "ort-GOPS")
+			reportRatio(b, "ratio", mine, theirs)
+			if two {
+				reportMedian(b, mine2, "corvid2-GOPS")
+				reportMedian(b, theirs2, "ort2-GOPS")
+				reportRatio(b, "ratio2", mine2, theirs2)
+				reportRatio(b, "corvid-2/1", mine2, mine)
+				reportRatio(b, "ort-2/1", theirs2, theirs)
+			}
 		})
 	}
 }

@@ -21,9 +21,9 @@ from onnx import TensorProto, helper, numpy_helper
 SHAPES = [(m, nk, nk) for nk in (768, 3072) for m in (1, 8, 32, 128)] + [(1024, 1024, 1024)]
 
 
-def session(model):
+def session(model, threads=1):
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
+    opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
@@ -65,24 +65,35 @@ def median_seconds(sess, feeds, min_time=0.3):
 
 
 def serve():
-    """Answer "M N K SECONDS [CPU]" lines on stdin with the int8 GOPS of
-    MatMulInteger over a window of that length (median per call), run on
-    that CPU when one is given (>= 0), so that a caller can alternate short
+    """Answer "M N K SECONDS [CPU [THREADS]]" lines on stdin with the int8
+    GOPS of MatMulInteger over a window of that length (median per call), run
+    on that CPU when one is given (>= 0), so that a caller can alternate short
     windows of Corvid and ONNX Runtime on one CPU and both see the same state
-    of a shared machine (kernels' BenchmarkVsORT)."""
+    of a shared machine (kernels' BenchmarkVsORT). With THREADS > 1 the
+    session has that many intra-op threads: the calling thread, pinned to
+    CPU, and THREADS-1 pool threads, which ONNX Runtime starts with the
+    session and which may run on any CPU this process may use (a thread
+    inherits the affinity of the one that starts it, so the session is made
+    with the calling thread unpinned)."""
     import os
     import sys
 
     rng = np.random.default_rng(0)
+    every = os.sched_getaffinity(0) if hasattr(os, "sched_setaffinity") else None
     sessions = {}
     for line in sys.stdin:
-        m, n, k, seconds, *cpu = line.split()
+        m, n, k, seconds, *rest = line.split()
         m, n, k, seconds = int(m), int(n), int(k), float(seconds)
-        if cpu and int(cpu[0]) >= 0 and hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(0, {int(cpu[0])})
-        if (m, n, k) not in sessions:
-            sessions[(m, n, k)] = (session(matmul_integer(k, n, rng)), {"a": rng.integers(0, 256, (m, k), dtype=np.uint8)})
-        sess, feeds = sessions[(m, n, k)]
+        cpu = int(rest[0]) if rest else -1
+        threads = int(rest[1]) if len(rest) > 1 else 1
+        key = (m, n, k, threads)
+        if key not in sessions:
+            if every is not None:
+                os.sched_setaffinity(0, every)
+            sessions[key] = (session(matmul_integer(k, n, rng), threads), {"a": rng.integers(0, 256, (m, k), dtype=np.uint8)})
+        if cpu >= 0 and every is not None:
+            os.sched_setaffinity(0, {cpu})
+        sess, feeds = sessions[key]
         t = median_seconds(sess, feeds, min_time=seconds)
         print(f"{2.0 * m * n * k / t / 1e9:.1f}", flush=True)
 
