@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	gt "gorgonia.org/tensor"
+
+	"github.com/corvidml/corvid/kernels"
 )
 
 // number is every element type Corvid computes arithmetic on.
@@ -242,7 +244,8 @@ func (reluKernel) String() string { return "Relu" }
 func (reluKernel) run(out *gt.Dense, ins []*gt.Dense) error {
 	switch out.Dtype() {
 	case gt.Float32:
-		relu(out.Float32s(), ins[0].Float32s())
+		y := out.Float32s()
+		kernels.ReLU(y, ins[0].Float32s()[:len(y)])
 	case gt.Float64:
 		relu(out.Float64s(), ins[0].Float64s())
 	case gt.Int8:
@@ -261,6 +264,8 @@ func relu[T number](out, x []T) {
 	x = x[:len(out)]
 	for i, v := range x {
 		// v > 0 rather than max(v, 0): NaN stays NaN, as in ONNX Runtime.
+		// (float32 runs kernels.ReLU, which also keeps -0 as ONNX Runtime
+		// does.)
 		if v > 0 || v != v {
 			out[i] = v
 		} else {

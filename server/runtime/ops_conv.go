@@ -388,11 +388,7 @@ func conv[T float32 | float64](k *convKernel, col, y, x, w, bias []T) []T {
 			}
 			blasGemm(false, false, mg, p, rows, wg, rows, src, p, beta, yg, p)
 			if k.relu {
-				for i, v := range yg {
-					if v < 0 {
-						yg[i] = 0
-					}
-				}
+				reluInPlace(yg)
 			}
 		}
 	}

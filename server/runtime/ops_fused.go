@@ -108,7 +108,13 @@ func (k *denseKernel) run(out *gt.Dense, ins []*gt.Dense) error {
 	return kernels.GemmU8S8DequantRows(m, k.aq, kk, aZero, k.sx[:m], zs, q.packed, q.wScale, fd.bias, fd.relu, y, n)
 }
 
-func reluInPlace(y []float32) {
+// reluInPlace sets y's negative values to 0, float32 with the vector loop
+// (kernels.ReLU).
+func reluInPlace[T float32 | float64](y []T) {
+	if y32, ok := any(y).([]float32); ok {
+		kernels.ReLU(y32, y32)
+		return
+	}
 	for i, v := range y {
 		if v < 0 {
 			y[i] = 0
