@@ -3,23 +3,15 @@
 package kernels
 
 //go:noescape
-func reluAVX512(dst, x *float32, n int)
-
-//go:noescape
 func reluAVX2(dst, x *float32, n int)
 
 // relu runs the vector loop of tier t on the first values of x it can,
 // and returns how many.
 func relu(t Tier, dst, x []float32) int {
-	switch {
-	case t >= AVX512VNNI && len(x) >= 16:
-		n := len(x) &^ 15
-		reluAVX512(&dst[0], &x[0], n)
-		return n
-	case t >= AVX2 && len(x) >= 8:
-		n := len(x) &^ 7
-		reluAVX2(&dst[0], &x[0], n)
-		return n
+	if t < AVX2 || len(x) < 8 {
+		return 0
 	}
-	return 0
+	n := len(x) &^ 7
+	reluAVX2(&dst[0], &x[0], n)
+	return n
 }

@@ -6,7 +6,7 @@ import (
 )
 
 // TestReLU checks ReLU on every tier against the scalar rule, bit for bit,
-// for every length up to ten 8-lane steps and five 16-lane ones, into a
+// for every length up to ten of its 8-lane steps, into a
 // separate dst (guard cells on both sides must stay as they were) and in
 // place, with NaNs of both signs, zeros of both signs, infinities and
 // subnormals at every position in turn.
@@ -78,11 +78,7 @@ func BenchmarkReLU(b *testing.B) {
 	})
 	for tier := Generic; tier <= Best; tier++ {
 		b.Run(tier.String(), func(b *testing.B) {
-			prev, err := SetTier(tier)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer SetTier(prev)
+			useTierThreads(b, tier, 1)
 			b.SetBytes(int64(4 * len(x)))
 			for range b.N {
 				copy(x, src)
