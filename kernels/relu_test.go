@@ -6,10 +6,10 @@ import (
 )
 
 // TestReLU checks ReLU on every tier against the scalar rule, bit for bit,
-// for every length up to ten of its 8-lane steps, into a
-// separate dst (guard cells on both sides must stay as they were) and in
-// place, with NaNs of both signs, zeros of both signs, infinities and
-// subnormals at every position in turn.
+// for every length up to ten of its 8-lane steps, into a separate dst
+// (guard cells on both sides must stay as they were) and in place, with
+// NaNs of both signs, zeros of both signs, infinities and subnormals at
+// every position in turn.
 func TestReLU(t *testing.T) {
 	specials := []float32{
 		float32(math.NaN()), math.Float32frombits(0xffc00001), // NaNs, the second with its sign set

@@ -264,8 +264,8 @@ func relu[T number](out, x []T) {
 	x = x[:len(out)]
 	for i, v := range x {
 		// v > 0 rather than max(v, 0): NaN stays NaN, as in ONNX Runtime.
-		// (float32 runs kernels.ReLU, which also keeps -0 as ONNX Runtime
-		// does.)
+		// -0 becomes +0 here; float32 runs kernels.ReLU instead, which
+		// keeps -0 as ONNX Runtime does.
 		if v > 0 || v != v {
 			out[i] = v
 		} else {
