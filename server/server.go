@@ -28,6 +28,7 @@ import (
 	"github.com/corvidml/corvid/server/api"
 	"github.com/corvidml/corvid/server/auth"
 	"github.com/corvidml/corvid/server/batching"
+	"github.com/corvidml/corvid/server/codec"
 	"github.com/corvidml/corvid/server/config"
 	"github.com/corvidml/corvid/server/gateway"
 	"github.com/corvidml/corvid/server/gateway/inproc"
@@ -105,6 +106,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		grpc.Creds(inproc.Credentials(public)),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
 		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
+		grpc.ForceServerCodecV2(codec.Codec{}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
 			MaxConnectionAge:      time.Duration(cfg.MaxConnectionAge),
@@ -318,7 +320,8 @@ func (s *Server) Serve(ctx context.Context) error {
 		DialOptions: []grpc.DialOption{
 			grpc.WithContextDialer(s.gatewayLis.Dial),
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(s.cfg.MaxRecvMsgBytes), grpc.MaxCallSendMsgSize(s.cfg.MaxRecvMsgBytes)),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(s.cfg.MaxRecvMsgBytes), grpc.MaxCallSendMsgSize(s.cfg.MaxRecvMsgBytes),
+				grpc.ForceCodecV2(codec.Codec{})),
 		},
 	})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	corvidv1 "github.com/corvidml/corvid/gen/go/corvid/v1"
+	"github.com/corvidml/corvid/server/codec"
 )
 
 // Client calls a Corvid server's InferenceService. It is safe for concurrent
@@ -77,6 +78,10 @@ func collect(opts []Option) *options {
 
 func newClient(cc grpc.ClientConnInterface, target string, o *options) *Client {
 	c := &Client{rpc: corvidv1.NewInferenceServiceClient(cc), timeout: o.timeout}
+	// The server's own codec: it encodes large tensors without clearing a
+	// 1 MiB buffer for each (see package codec); the bytes on the wire are
+	// grpc-go's protobuf, the same as any client sends.
+	c.callOpts = append(c.callOpts, grpc.ForceCodecV2(codec.Codec{}))
 	if o.token != "" {
 		// Call credentials rather than dial credentials, so that NewFromConn
 		// gets them too; grpc-go refuses per call to send credentials that

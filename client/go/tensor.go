@@ -1,7 +1,6 @@
 package corvid
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -9,6 +8,7 @@ import (
 	"strings"
 
 	corvidv1 "github.com/corvidml/corvid/gen/go/corvid/v1"
+	"github.com/corvidml/corvid/server/codec"
 )
 
 // Errors the As* functions wrap, for errors.Is. Their messages say what was
@@ -35,57 +35,37 @@ var (
 // exactly len(data) elements, as gonum's mat.NewDense does: that is a bug at
 // the call site, best reported there rather than by the server.
 func Float32Tensor(data []float32, shape ...int64) *corvidv1.Tensor {
-	raw := make([]byte, 4*len(data))
-	for i, v := range data {
-		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(v))
-	}
-	return newTensor("Float32Tensor", corvidv1.DataType_DATA_TYPE_FP32, len(data), shape, raw)
+	return newTensor("Float32Tensor", corvidv1.DataType_DATA_TYPE_FP32, len(data), shape, codec.EncodeRaw(data))
 }
 
 // Float64Tensor returns a DATA_TYPE_FP64 tensor holding data, row-major; see
 // [Float32Tensor] for the shape.
 func Float64Tensor(data []float64, shape ...int64) *corvidv1.Tensor {
-	raw := make([]byte, 8*len(data))
-	for i, v := range data {
-		binary.LittleEndian.PutUint64(raw[8*i:], math.Float64bits(v))
-	}
-	return newTensor("Float64Tensor", corvidv1.DataType_DATA_TYPE_FP64, len(data), shape, raw)
+	return newTensor("Float64Tensor", corvidv1.DataType_DATA_TYPE_FP64, len(data), shape, codec.EncodeRaw(data))
 }
 
 // Int64Tensor returns a DATA_TYPE_INT64 tensor holding data, row-major; see
 // [Float32Tensor] for the shape.
 func Int64Tensor(data []int64, shape ...int64) *corvidv1.Tensor {
-	raw := make([]byte, 8*len(data))
-	for i, v := range data {
-		binary.LittleEndian.PutUint64(raw[8*i:], uint64(v))
-	}
-	return newTensor("Int64Tensor", corvidv1.DataType_DATA_TYPE_INT64, len(data), shape, raw)
+	return newTensor("Int64Tensor", corvidv1.DataType_DATA_TYPE_INT64, len(data), shape, codec.EncodeRaw(data))
 }
 
 // Int32Tensor returns a DATA_TYPE_INT32 tensor holding data, row-major; see
 // [Float32Tensor] for the shape.
 func Int32Tensor(data []int32, shape ...int64) *corvidv1.Tensor {
-	raw := make([]byte, 4*len(data))
-	for i, v := range data {
-		binary.LittleEndian.PutUint32(raw[4*i:], uint32(v))
-	}
-	return newTensor("Int32Tensor", corvidv1.DataType_DATA_TYPE_INT32, len(data), shape, raw)
+	return newTensor("Int32Tensor", corvidv1.DataType_DATA_TYPE_INT32, len(data), shape, codec.EncodeRaw(data))
 }
 
 // Int8Tensor returns a DATA_TYPE_INT8 tensor holding data, row-major; see
 // [Float32Tensor] for the shape.
 func Int8Tensor(data []int8, shape ...int64) *corvidv1.Tensor {
-	raw := make([]byte, len(data))
-	for i, v := range data {
-		raw[i] = byte(v)
-	}
-	return newTensor("Int8Tensor", corvidv1.DataType_DATA_TYPE_INT8, len(data), shape, raw)
+	return newTensor("Int8Tensor", corvidv1.DataType_DATA_TYPE_INT8, len(data), shape, codec.EncodeRaw(data))
 }
 
 // Uint8Tensor returns a DATA_TYPE_UINT8 tensor holding a copy of data,
 // row-major; see [Float32Tensor] for the shape.
 func Uint8Tensor(data []uint8, shape ...int64) *corvidv1.Tensor {
-	return newTensor("Uint8Tensor", corvidv1.DataType_DATA_TYPE_UINT8, len(data), shape, slices.Clone(data))
+	return newTensor("Uint8Tensor", corvidv1.DataType_DATA_TYPE_UINT8, len(data), shape, codec.EncodeRaw(data))
 }
 
 // BoolTensor returns a DATA_TYPE_BOOL tensor holding data, row-major; see
@@ -130,9 +110,7 @@ func AsFloat32(t *corvidv1.Tensor) ([]float32, error) {
 		return slices.Clone(t.Fp32Values), nil
 	}
 	out := make([]float32, n)
-	for i := range out {
-		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(t.Raw[4*i:]))
-	}
+	codec.DecodeRaw(out, t.Raw)
 	return out, nil
 }
 
@@ -146,9 +124,7 @@ func AsFloat64(t *corvidv1.Tensor) ([]float64, error) {
 		return slices.Clone(t.Fp64Values), nil
 	}
 	out := make([]float64, n)
-	for i := range out {
-		out[i] = math.Float64frombits(binary.LittleEndian.Uint64(t.Raw[8*i:]))
-	}
+	codec.DecodeRaw(out, t.Raw)
 	return out, nil
 }
 
@@ -162,9 +138,7 @@ func AsInt64(t *corvidv1.Tensor) ([]int64, error) {
 		return slices.Clone(t.Int64Values), nil
 	}
 	out := make([]int64, n)
-	for i := range out {
-		out[i] = int64(binary.LittleEndian.Uint64(t.Raw[8*i:]))
-	}
+	codec.DecodeRaw(out, t.Raw)
 	return out, nil
 }
 
@@ -178,9 +152,7 @@ func AsInt32(t *corvidv1.Tensor) ([]int32, error) {
 		return slices.Clone(t.Int32Values), nil
 	}
 	out := make([]int32, n)
-	for i := range out {
-		out[i] = int32(binary.LittleEndian.Uint32(t.Raw[4*i:]))
-	}
+	codec.DecodeRaw(out, t.Raw)
 	return out, nil
 }
 
@@ -201,9 +173,7 @@ func AsInt8(t *corvidv1.Tensor) ([]int8, error) {
 		}
 		return out, nil
 	}
-	for i, b := range t.Raw {
-		out[i] = int8(b)
-	}
+	codec.DecodeRaw(out, t.Raw)
 	return out, nil
 }
 

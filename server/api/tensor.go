@@ -1,12 +1,12 @@
 package api
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 
 	corvidv1 "github.com/corvidml/corvid/gen/go/corvid/v1"
+	"github.com/corvidml/corvid/server/codec"
 	"github.com/corvidml/corvid/server/tensor"
 )
 
@@ -157,40 +157,19 @@ func decodeTensor(name string, p *corvidv1.Tensor) (*tensor.Tensor, error) {
 
 func decodeRaw(dt tensor.DType, shape []int64, n int, raw []byte) (*tensor.Tensor, error) {
 	t := &tensor.Tensor{DType: dt, Shape: append([]int64(nil), shape...)}
-	le := binary.LittleEndian
 	switch dt {
 	case tensor.Float32:
-		out := make([]float32, n)
-		for i := range out {
-			out[i] = math.Float32frombits(le.Uint32(raw[4*i:]))
-		}
-		t.Data = out
+		t.Data = decoded[float32](raw, n)
 	case tensor.Float64:
-		out := make([]float64, n)
-		for i := range out {
-			out[i] = math.Float64frombits(le.Uint64(raw[8*i:]))
-		}
-		t.Data = out
+		t.Data = decoded[float64](raw, n)
 	case tensor.Int8:
-		out := make([]int8, n)
-		for i := range out {
-			out[i] = int8(raw[i])
-		}
-		t.Data = out
+		t.Data = decoded[int8](raw, n)
 	case tensor.Uint8:
-		t.Data = append([]uint8(nil), raw...)
+		t.Data = decoded[uint8](raw, n)
 	case tensor.Int32:
-		out := make([]int32, n)
-		for i := range out {
-			out[i] = int32(le.Uint32(raw[4*i:]))
-		}
-		t.Data = out
+		t.Data = decoded[int32](raw, n)
 	case tensor.Int64:
-		out := make([]int64, n)
-		for i := range out {
-			out[i] = int64(le.Uint64(raw[8*i:]))
-		}
-		t.Data = out
+		t.Data = decoded[int64](raw, n)
 	case tensor.Bool:
 		out := make([]bool, n)
 		for i, b := range raw {
@@ -202,6 +181,14 @@ func decodeRaw(dt tensor.DType, shape []int64, n int, raw []byte) (*tensor.Tenso
 		t.Data = out
 	}
 	return t, nil
+}
+
+// decoded returns the n elements raw holds (n times T's size bytes, as
+// decodeTensor has checked).
+func decoded[T codec.Number](raw []byte, n int) []T {
+	out := make([]T, n)
+	codec.DecodeRaw(out, raw)
+	return out
 }
 
 // encodeTensor turns a host tensor into a wire tensor, as raw bytes or in its
@@ -238,40 +225,19 @@ func encodeTensor(t *tensor.Tensor, raw bool) *corvidv1.Tensor {
 }
 
 func encodeRaw(t *tensor.Tensor) []byte {
-	le := binary.LittleEndian
 	switch d := t.Data.(type) {
 	case []float32:
-		b := make([]byte, 4*len(d))
-		for i, v := range d {
-			le.PutUint32(b[4*i:], math.Float32bits(v))
-		}
-		return b
+		return codec.EncodeRaw(d)
 	case []float64:
-		b := make([]byte, 8*len(d))
-		for i, v := range d {
-			le.PutUint64(b[8*i:], math.Float64bits(v))
-		}
-		return b
+		return codec.EncodeRaw(d)
 	case []int64:
-		b := make([]byte, 8*len(d))
-		for i, v := range d {
-			le.PutUint64(b[8*i:], uint64(v))
-		}
-		return b
+		return codec.EncodeRaw(d)
 	case []int32:
-		b := make([]byte, 4*len(d))
-		for i, v := range d {
-			le.PutUint32(b[4*i:], uint32(v))
-		}
-		return b
+		return codec.EncodeRaw(d)
 	case []int8:
-		b := make([]byte, len(d))
-		for i, v := range d {
-			b[i] = byte(v)
-		}
-		return b
+		return codec.EncodeRaw(d)
 	case []uint8:
-		return append([]byte(nil), d...)
+		return codec.EncodeRaw(d)
 	case []bool:
 		b := make([]byte, len(d))
 		for i, v := range d {
