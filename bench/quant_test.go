@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -90,8 +91,12 @@ func buildMLP(b *testing.B, classifier bool, sizes ...int64) []byte {
 // BenchmarkQuantServing serves the 768-3072-768 MLP and the digits CNN in
 // fp32 and int8-dynamic (model.yaml) on one server and measures Predict
 // over gRPC at batch 1 and 32: latency one request at a time (p50, p99)
-// and throughput with 4 concurrent clients (rows/s). Compare fp32 and int8
-// rows of the same run.
+// and throughput with 4 concurrent clients (rows/s), each mode in its own
+// sub-benchmark; then int8-vs-fp32, the two modes in turn in windows of 20
+// requests, which reports, per round of one window each, fp32's p50 over
+// int8's: its median (speedup-p50) and quartiles over the rounds, and each
+// mode's p50 over all its requests. The host's speed drifts between
+// sub-benchmarks; within a round both modes meet the same state.
 func BenchmarkQuantServing(b *testing.B) {
 	dir := b.TempDir()
 	cnn, err := os.ReadFile(filepath.Join("..", "testdata", "digits_cnn", "1", "model.onnx"))
@@ -106,8 +111,9 @@ func BenchmarkQuantServing(b *testing.B) {
 		{"mlp768", mlpModel(b, 768, 3072, 768), []int64{768}},
 		{"cnn", cnn, []int64{1, 8, 8}},
 	}
+	modes := []string{"fp32", "int8-dynamic"}
 	for _, m := range models {
-		for _, mode := range []string{"fp32", "int8-dynamic"} {
+		for _, mode := range modes {
 			p := filepath.Join(dir, m.name+"-"+mode)
 			if err := os.MkdirAll(filepath.Join(p, "1"), 0o755); err != nil {
 				b.Fatal(err)
@@ -128,37 +134,41 @@ func BenchmarkQuantServing(b *testing.B) {
 		for _, d := range m.shape {
 			row *= d
 		}
+		// One client per mode, and the name of its model's input.
+		clients, inputs := make([]*corvid.Client, len(modes)), make([]string, len(modes))
+		for i, mode := range modes {
+			c, err := corvid.Dial(addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			st, err := c.ModelStatus(ctx, m.name+"-"+mode)
+			if err != nil {
+				b.Fatal(err)
+			}
+			clients[i], inputs[i] = c, st.GetVersions()[0].GetInputs()[0].GetName()
+		}
 		for _, batch := range []int64{1, 32} {
 			x := make([]float32, batch*row)
 			for i := range x {
 				x[i] = float32(r.Float64() * 4)
 			}
-			in := map[string]*corvidv1.Tensor{"": corvid.Float32Tensor(x, append([]int64{batch}, m.shape...)...)}
-			for _, mode := range []string{"fp32", "int8-dynamic"} {
-				name := m.name + "-" + mode
-				c, err := corvid.Dial(addr)
-				if err != nil {
-					b.Fatal(err)
+			in := corvid.Float32Tensor(x, append([]int64{batch}, m.shape...)...)
+			predict := make([]func() error, len(modes))
+			for i, mode := range modes {
+				c, name, req := clients[i], m.name+"-"+mode, map[string]*corvidv1.Tensor{inputs[i]: in}
+				predict[i] = func() error {
+					_, err := c.Predict(ctx, name, req)
+					return err
 				}
-				st, err := c.ModelStatus(ctx, name)
-				if err != nil {
-					b.Fatal(err)
-				}
-				input := st.GetVersions()[0].GetInputs()[0].GetName()
-				req := map[string]*corvidv1.Tensor{input: in[""]}
 				prefix := fmt.Sprintf("%s/batch=%d/%s/", m.name, batch, mode)
-				b.Run(prefix+"latency", func(b *testing.B) {
-					measure(b, func() error {
-						_, err := c.Predict(ctx, name, req)
-						return err
-					})
-				})
+				b.Run(prefix+"latency", func(b *testing.B) { measure(b, predict[i]) })
 				b.Run(prefix+"throughput", func(b *testing.B) {
 					b.SetParallelism(2) // 2 x GOMAXPROCS clients
 					start := time.Now()
 					b.RunParallel(func(pb *testing.PB) {
 						for pb.Next() {
-							if _, err := c.Predict(ctx, name, req); err != nil {
+							if err := predict[i](); err != nil {
 								b.Error(err)
 								return
 							}
@@ -166,8 +176,69 @@ func BenchmarkQuantServing(b *testing.B) {
 					})
 					b.ReportMetric(float64(b.N)*float64(batch)/time.Since(start).Seconds(), "rows/s")
 				})
-				c.Close()
+			}
+			b.Run(fmt.Sprintf("%s/batch=%d/int8-vs-fp32", m.name, batch), func(b *testing.B) {
+				fp32, int8 := interleave(b, 20, "fp32", predict[0], "int8", predict[1])
+				reportRatio(b, "speedup-p50", fp32, int8)
+			})
+		}
+	}
+}
+
+// interleave runs a and then b (b first in every other round) window times
+// each per round, b.N requests in all (at least three rounds), after a
+// warm-up. It reports each one's p50 over all its requests, as
+// <aName>-p50-µs and <bName>-p50-µs, and returns each round's p50 of each.
+func interleave(bm *testing.B, window int, aName string, a func() error, bName string, b func() error) (aP50, bP50 []float64) {
+	bm.Helper()
+	ops := []func() error{a, b}
+	for range 50 {
+		for _, op := range ops {
+			if err := op(); err != nil {
+				bm.Fatal(err)
 			}
 		}
 	}
+	rounds := max(bm.N/(2*window), 3)
+	var all [2][]time.Duration
+	var p50 [2][]float64
+	lat := make([]time.Duration, window)
+	bm.ResetTimer()
+	for round := range rounds {
+		for k := range 2 {
+			v := k ^ round&1
+			for i := range lat {
+				t0 := time.Now()
+				if err := ops[v](); err != nil {
+					bm.Fatal(err)
+				}
+				lat[i] = time.Since(t0)
+			}
+			all[v] = append(all[v], lat...)
+			p50[v] = append(p50[v], median(lat))
+		}
+	}
+	bm.StopTimer()
+	bm.ReportMetric(median(all[0]), aName+"-p50-µs")
+	bm.ReportMetric(median(all[1]), bName+"-p50-µs")
+	return p50[0], p50[1]
+}
+
+// median returns the median of d in µs (sorting d).
+func median(d []time.Duration) float64 {
+	slices.Sort(d)
+	return float64(d[len(d)/2].Nanoseconds()) / 1e3
+}
+
+// reportRatio reports the median and quartiles of num[i]/den[i] (figures
+// of the same round) as name, name-q1 and name-q3.
+func reportRatio(b *testing.B, name string, num, den []float64) {
+	ratios := make([]float64, len(num))
+	for i := range ratios {
+		ratios[i] = num[i] / den[i]
+	}
+	slices.Sort(ratios)
+	b.ReportMetric(ratios[len(ratios)/2], name)
+	b.ReportMetric(ratios[len(ratios)/4], name+"-q1")
+	b.ReportMetric(ratios[len(ratios)*3/4], name+"-q3")
 }
