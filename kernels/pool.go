@@ -30,11 +30,13 @@ import (
 // (BenchmarkParallelScaling, avx512vnni).
 //
 // Workers poll for workerSpin after each job, so that the next GEMM of a
-// model's forward pass finds them awake, then park on a channel. A worker
+// model's forward pass finds them awake, then park (wakeup). A worker
 // that has not come by the time the caller has run its own chunks has them
 // taken by the caller, which never waits for a worker that is not running.
-// A parked worker, once woken, takes tens of microseconds to run (about
-// 60 us here): that it comes late says nothing about its core. When a
+// A parked worker, once woken, takes tens of microseconds to run (26-30 us
+// at the median in a server here, and 1 ms and more at times: the host
+// runs the other vCPU late): that it comes late says nothing about its
+// core. When a
 // polling worker does not come, or the caller waits for the workers longer
 // than its own share took, twice in a row, the next GEMMs (2, 4, ... up to
 // maxSkip) leave the pool alone: on a machine whose other cores are busy
@@ -242,11 +244,13 @@ type worker struct {
 	sleeping atomic.Bool // parked on wake; whoever clears it owns the wake-up
 	waking   atomic.Bool // sent a wake-up it has not yet taken
 	cold     bool        // parked or waking when given the current job (caller's)
-	wake     chan struct{}
+	wake     wakeup
 }
 
 func newWorker(id int) *worker {
-	return &worker{id: id, box: new(share), wake: make(chan struct{}, 1)}
+	w := &worker{id: id, box: new(share)}
+	w.wake.init()
+	return w
 }
 
 type workerPool struct {
@@ -368,7 +372,7 @@ func (p *workerPool) runJob(ws []*worker, job parJob, chunks, mine int) (ran int
 		if w.sleeping.Load() && w.sleeping.CompareAndSwap(true, false) {
 			w.cold = true
 			w.waking.Store(true)
-			w.wake <- struct{}{}
+			w.wake.post()
 		}
 		if !w.cold {
 			hot++
@@ -571,7 +575,7 @@ func (p *workerPool) await(w *worker, seen uint32, spin time.Duration) uint64 {
 		if r := box.r.Load(); uint32(r>>32) != seen && w.sleeping.CompareAndSwap(true, false) {
 			return r // a job came before the caller saw us asleep
 		}
-		<-w.wake
+		w.wake.wait()
 		w.waking.Store(false)
 		return box.r.Load()
 	}
