@@ -283,6 +283,7 @@ type workerPool struct {
 	_  [64]byte
 	u8 u8Job
 	sg sgJob
+	qr quantRowsJob
 
 	// Written by the workers as they finish, on a line of their own.
 	_        [64]byte
@@ -477,10 +478,10 @@ func (p *workerPool) judge(hot, absent int, share, waited time.Duration) {
 }
 
 // forget drops the last jobs' references to their callers' data (A, B, C
-// and the views of B), so that they do not outlive those GEMMs in the
-// pool, if the pool is free. A worker calls it once it has said it parks
-// (sleeping), and a caller releasing the pool when every worker has: one
-// of the two finds the pool free. Clearing them at the end of every job
+// and the views of B; the rows of QuantizeRowsDynamicU8), so that they do
+// not outlive those calls in the pool, if the pool is free. A worker calls
+// it once it has said it parks (sleeping), and a caller releasing the pool
+// when every worker has: one of the two finds the pool free. Clearing them at the end of every job
 // instead moved the jobs' and the workers' views' cache lines between the
 // cores once more per job.
 func (p *workerPool) forget() {
@@ -496,6 +497,7 @@ func (p *workerPool) forget() {
 	for _, v := range sg.views {
 		v.data = nil
 	}
+	p.qr = quantRowsJob{}
 	p.busy.Store(false)
 }
 

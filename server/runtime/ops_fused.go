@@ -89,13 +89,11 @@ func (k *denseKernel) run(out *gt.Dense, ins []*gt.Dense) error {
 	}
 	// Per row: a request's rows are quantized on their own, whatever was
 	// batched with them.
+	if err := kernels.QuantizeRowsDynamicU8(k.aq, x, m, kk, k.sx, k.zx); err != nil {
+		return err
+	}
 	uniform := true
-	for r := range m {
-		s, z, err := kernels.QuantizeDynamicU8(k.aq[r*kk:(r+1)*kk], x[r*kk:(r+1)*kk])
-		if err != nil {
-			return err
-		}
-		k.sx[r], k.zx[r] = s, z
+	for _, z := range k.zx[:m] {
 		uniform = uniform && z == k.zx[0]
 	}
 	// One zero point for the GEMM: the rows' own if they share it, else
