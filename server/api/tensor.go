@@ -184,8 +184,14 @@ func decodeRaw(dt tensor.DType, shape []int64, n int, raw []byte) (*tensor.Tenso
 }
 
 // decoded returns the n elements raw holds (n times T's size bytes, as
-// decodeTensor has checked).
+// decodeTensor has checked): raw's own memory where it is laid out as a
+// []T (codec.View), else a copy. The request owns raw, and nothing writes
+// an input tensor's elements: the runtime copies them into its graphs'
+// buffers, and batching into a batch's.
 func decoded[T codec.Number](raw []byte, n int) []T {
+	if v, ok := codec.View[T](raw); ok {
+		return v
+	}
 	out := make([]T, n)
 	codec.DecodeRaw(out, raw)
 	return out
@@ -227,17 +233,17 @@ func encodeTensor(t *tensor.Tensor, raw bool) *corvidv1.Tensor {
 func encodeRaw(t *tensor.Tensor) []byte {
 	switch d := t.Data.(type) {
 	case []float32:
-		return codec.EncodeRaw(d)
+		return rawOf(d)
 	case []float64:
-		return codec.EncodeRaw(d)
+		return rawOf(d)
 	case []int64:
-		return codec.EncodeRaw(d)
+		return rawOf(d)
 	case []int32:
-		return codec.EncodeRaw(d)
+		return rawOf(d)
 	case []int8:
-		return codec.EncodeRaw(d)
+		return rawOf(d)
 	case []uint8:
-		return codec.EncodeRaw(d)
+		return rawOf(d)
 	case []bool:
 		b := make([]byte, len(d))
 		for i, v := range d {
@@ -248,4 +254,15 @@ func encodeRaw(t *tensor.Tensor) []byte {
 		return b
 	}
 	return nil
+}
+
+// rawOf returns x's elements as raw bytes: x's own memory where the
+// machine's byte order is raw's (codec.BytesView), else a copy. An output
+// tensor is the request's alone (the runtime copies each out of its
+// graph, and nothing changes it after), and it is only read from here on.
+func rawOf[T codec.Number](x []T) []byte {
+	if b, ok := codec.BytesView(x); ok {
+		return b
+	}
+	return codec.EncodeRaw(x)
 }

@@ -83,3 +83,37 @@ func getLE[T Number](raw []byte, i int) T {
 	}
 	return v
 }
+
+// View returns the elements raw holds as a []T over raw's own memory, and
+// true, when that memory is laid out as a []T: on a little-endian machine,
+// with raw's length a multiple of T's size and its address one of T's
+// alignment. Otherwise it returns nil, false, and the caller copies
+// (DecodeRaw). The two slices are one: neither may change while the other
+// is in use.
+func View[T Number](raw []byte) ([]T, bool) {
+	size := int(unsafe.Sizeof(*new(T)))
+	if !nativeLE || len(raw)%size != 0 {
+		return nil, false
+	}
+	if len(raw) == 0 {
+		return []T{}, true
+	}
+	p := unsafe.Pointer(&raw[0])
+	if uintptr(p)%unsafe.Alignof(*new(T)) != 0 {
+		return nil, false
+	}
+	return unsafe.Slice((*T)(p), len(raw)/size), true
+}
+
+// BytesView returns x's elements as a raw field holds them, over x's own
+// memory, and true, on a little-endian machine; otherwise nil, false, and
+// the caller copies (EncodeRaw). As for View, the two slices are one.
+func BytesView[T Number](x []T) ([]byte, bool) {
+	if !nativeLE {
+		return nil, false
+	}
+	if len(x) == 0 {
+		return []byte{}, true
+	}
+	return bytesOf(x), true
+}

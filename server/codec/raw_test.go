@@ -116,3 +116,62 @@ func TestDecodeRawSizeMismatch(t *testing.T) {
 	}()
 	DecodeRaw(make([]float32, 2), make([]byte, 7))
 }
+
+func TestView(t *testing.T) {
+	if !nativeLE {
+		t.Skip("big-endian machine: View never applies (TestViewBigEndian)")
+	}
+	x := []float32{1.5, -2, float32(math.Inf(1)), 3e-42}
+	buf := make([]byte, 4*len(x)+8) // room to misalign
+	raw := buf[4 : 4+4*len(x)]
+	copy(raw, EncodeRaw(x))
+	v, ok := View[float32](raw)
+	if !ok || len(v) != len(x) {
+		t.Fatalf("View of %d aligned bytes: len %d, %t", len(raw), len(v), ok)
+	}
+	for i := range x {
+		if math.Float32bits(v[i]) != math.Float32bits(x[i]) {
+			t.Fatalf("element %d: %v, want %v", i, v[i], x[i])
+		}
+	}
+	v[0] = 7 // one memory
+	if raw[3] != 0x40 || raw[2] != 0xe0 {
+		t.Fatalf("a write through the view did not reach raw: % x", raw[:4])
+	}
+	if _, ok := View[float32](buf[5 : 5+4*len(x)]); ok {
+		t.Error("View of a misaligned slice succeeded")
+	}
+	if _, ok := View[float32](raw[:7]); ok {
+		t.Error("View of 7 bytes as float32 succeeded")
+	}
+	if e, ok := View[int64](nil); !ok || len(e) != 0 {
+		t.Error("View of no bytes: want an empty slice")
+	}
+	if u, ok := View[uint8](buf[1:4]); !ok || &u[0] != &buf[1] {
+		t.Error("View of bytes as uint8: want the same memory")
+	}
+
+	b, ok := BytesView(x)
+	if !ok || !bytes.Equal(b, EncodeRaw(x)) {
+		t.Fatalf("BytesView = % x, %t; want EncodeRaw's bytes", b, ok)
+	}
+	b[0] ^= 1
+	if math.Float32bits(x[0]) != math.Float32bits(1.5)^1 {
+		t.Fatal("BytesView does not share x's memory")
+	}
+	if e, ok := BytesView[int32](nil); !ok || len(e) != 0 {
+		t.Error("BytesView of nothing: want an empty slice")
+	}
+}
+
+func TestViewBigEndian(t *testing.T) {
+	prev := nativeLE
+	nativeLE = false
+	defer func() { nativeLE = prev }()
+	if _, ok := View[float32](make([]byte, 8)); ok {
+		t.Error("View on a big-endian machine succeeded")
+	}
+	if _, ok := BytesView([]float32{1}); ok {
+		t.Error("BytesView on a big-endian machine succeeded")
+	}
+}
