@@ -242,12 +242,12 @@ func (k *int8ConvKernel) runBatched(y, x []float32) error {
 		}
 		k.sx[n], k.zx[n] = sx, zx
 		uniform = uniform && zx == k.zx[0]
-		col := k.xu
-		if !qc.direct {
-			col = k.col
-			im2colPad(&qc.w, qc.inC, k.xu, col, zx)
+		a := k.a[n*p*kk : (n+1)*p*kk]
+		if qc.direct {
+			qconvTranspose(k.xu, kk, p, a, nil, false, zx)
+		} else {
+			im2rowPad(&qc.w, qc.w.tapTable(&qc.taps), qc.inC, k.xu, k.col, a, zx)
 		}
-		qconvTranspose(col, kk, p, k.a[n*p*kk:(n+1)*p*kk], nil, false, zx)
 	}
 	var aZero uint8
 	if uniform {

@@ -74,6 +74,7 @@ type qconvKernel struct {
 	acc    []int32   // one image's accumulators (QLinearConv)
 	wz     []int32   // the weight zero point per output channel
 	mult   []float32 // x_scale * w_scale[m] / y_scale
+	taps   []int32   // the window's tap table, once built
 }
 
 func (k *qconvKernel) String() string {
@@ -442,7 +443,7 @@ func (k *qconvKernel) gemmImage(x []uint8, za uint8, dst []int32) {
 		col := xg
 		if !k.direct {
 			col = k.col
-			im2colPad(&k.w, cg, xg, col, za)
+			im2colPad(&k.w, k.w.tapTable(&k.taps), cg, xg, col, za)
 		}
 		fold := false
 		for _, z := range k.wz[g*mg : (g+1)*mg] {
