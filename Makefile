@@ -136,8 +136,8 @@ bench-client: build $(VENV)/.client-stamp ## Python SDK latency and throughput.
 	CORVID_BIN=$(abspath $(BIN)) $(PY) client/python/bench_client.py
 
 .PHONY: bench
-bench: ## Serving benchmarks: latency beside a bare gRPC round trip, cold start, idle RSS.
-	go test -run '^$$' -bench '^BenchmarkServing$$' -benchtime 3000x -count 3 ./bench/
+bench: ## Serving benchmarks: latency beside a bare gRPC round trip and echo, cold start, idle RSS.
+	go test -run '^$$' -bench '^BenchmarkServing(Overhead)?$$' -benchtime 3000x -count 3 ./bench/
 	go test -run '^$$' -bench 'ColdStart|IdleRSS' -benchtime 5x ./bench/
 
 .PHONY: bench-quant
