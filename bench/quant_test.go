@@ -14,6 +14,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/corvidml/corvid/bench/stats"
 	corvid "github.com/corvidml/corvid/client/go"
 	corvidv1 "github.com/corvidml/corvid/gen/go/corvid/v1"
 	onnxpb "github.com/corvidml/corvid/gen/go/onnx"
@@ -179,7 +180,7 @@ func BenchmarkQuantServing(b *testing.B) {
 			}
 			b.Run(fmt.Sprintf("%s/batch=%d/int8-vs-fp32", m.name, batch), func(b *testing.B) {
 				fp32, int8 := interleave(b, 20, "fp32", predict[0], "int8", predict[1])
-				reportRatio(b, "speedup-p50", fp32, int8)
+				stats.Ratio(b, "speedup-p50", fp32, int8)
 			})
 		}
 	}
@@ -228,17 +229,4 @@ func interleave(bm *testing.B, window int, aName string, a func() error, bName s
 func median(d []time.Duration) float64 {
 	slices.Sort(d)
 	return float64(d[len(d)/2].Nanoseconds()) / 1e3
-}
-
-// reportRatio reports the median and quartiles of num[i]/den[i] (figures
-// of the same round) as name, name-q1 and name-q3.
-func reportRatio(b *testing.B, name string, num, den []float64) {
-	ratios := make([]float64, len(num))
-	for i := range ratios {
-		ratios[i] = num[i] / den[i]
-	}
-	slices.Sort(ratios)
-	b.ReportMetric(ratios[len(ratios)/2], name)
-	b.ReportMetric(ratios[len(ratios)/4], name+"-q1")
-	b.ReportMetric(ratios[len(ratios)*3/4], name+"-q3")
 }

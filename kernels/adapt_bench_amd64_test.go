@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/corvidml/corvid/bench/stats"
 )
 
 // BenchmarkAdaptTiles compares, on the AMX tier, the choice between the
@@ -49,12 +51,12 @@ func BenchmarkAdaptTiles(b *testing.B) {
 				for i := range better {
 					better[i] = max(rates[1][i], rates[2][i])
 				}
-				reportMedian(b, rates[0], "chosen-GOPS")
-				reportMedian(b, rates[1], "tiles-GOPS")
-				reportMedian(b, rates[2], "vnni-GOPS")
-				reportRatio(b, "chosen/tiles", rates[0], rates[1])
-				reportRatio(b, "chosen/vnni", rates[0], rates[2])
-				reportRatio(b, "chosen/best", rates[0], better)
+				stats.Median(b, rates[0], "chosen-GOPS")
+				stats.Median(b, rates[1], "tiles-GOPS")
+				stats.Median(b, rates[2], "vnni-GOPS")
+				stats.Ratio(b, "chosen/tiles", rates[0], rates[1])
+				stats.Ratio(b, "chosen/vnni", rates[0], rates[2])
+				stats.Ratio(b, "chosen/best", rates[0], better)
 			})
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/corvidml/corvid/bench/peak/peakmeter"
+	"github.com/corvidml/corvid/bench/stats"
 )
 
 // peakRef names the peak a benchmark quotes its share of: the per-core rate
@@ -293,9 +294,9 @@ func BenchmarkGemmU8S8Dequant(b *testing.B) {
 						DequantizeBiasReLU(c, m, n, n, 0.02, sc, bias, true, out)
 					}}
 					rates := windowRates(30, 20*time.Millisecond, 2*float64(m*n*k), fused, separate)
-					reportMedian(b, rates[0], "fused-GOPS")
-					reportMedian(b, rates[1], "separate-GOPS")
-					reportRatio(b, "fused/separate", rates[0], rates[1])
+					stats.Median(b, rates[0], "fused-GOPS")
+					stats.Median(b, rates[1], "separate-GOPS")
+					stats.Ratio(b, "fused/separate", rates[0], rates[1])
 				})
 			}
 		}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/corvidml/corvid/bench/stats"
 )
 
 // BenchmarkVsORT compares the int8 GEMM as Corvid serves it (the best tier;
@@ -103,15 +105,15 @@ func BenchmarkVsORT(b *testing.B) {
 			// Ratios are taken round by round, of neighbouring windows:
 			// the host's AMX rate can halve or double between rounds, and
 			// then two medians could come from different states.
-			reportMedian(b, mine, "corvid-GOPS")
-			reportMedian(b, theirs, "ort-GOPS")
-			reportRatio(b, "ratio", mine, theirs)
+			stats.Median(b, mine, "corvid-GOPS")
+			stats.Median(b, theirs, "ort-GOPS")
+			stats.Ratio(b, "ratio", mine, theirs)
 			if two {
-				reportMedian(b, mine2, "corvid2-GOPS")
-				reportMedian(b, theirs2, "ort2-GOPS")
-				reportRatio(b, "ratio2", mine2, theirs2)
-				reportRatio(b, "corvid-2/1", mine2, mine)
-				reportRatio(b, "ort-2/1", theirs2, theirs)
+				stats.Median(b, mine2, "corvid2-GOPS")
+				stats.Median(b, theirs2, "ort2-GOPS")
+				stats.Ratio(b, "ratio2", mine2, theirs2)
+				stats.Ratio(b, "corvid-2/1", mine2, mine)
+				stats.Ratio(b, "ort-2/1", theirs2, theirs)
 			}
 		})
 	}

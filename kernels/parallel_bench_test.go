@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/corvidml/corvid/bench/stats"
 )
 
 // windowVariant is one of the things windowRates compares: call is timed;
@@ -92,25 +94,6 @@ func handoff(setup func() (undo func()), mine, theirs func()) windowVariant {
 			}
 		},
 	}
-}
-
-// reportMedian reports the median of rates as unit.
-func reportMedian(b *testing.B, rates []float64, unit string) {
-	r := slices.Sorted(slices.Values(rates))
-	b.ReportMetric(r[len(r)/2], unit)
-}
-
-// reportRatio reports the median and quartiles of num[i]/den[i] (rates
-// of the same round) as name, name-q1 and name-q3.
-func reportRatio(b *testing.B, name string, num, den []float64) {
-	ratios := make([]float64, len(num))
-	for i := range ratios {
-		ratios[i] = num[i] / den[i]
-	}
-	slices.Sort(ratios)
-	b.ReportMetric(ratios[len(ratios)/2], name)
-	b.ReportMetric(ratios[len(ratios)/4], name+"-q1")
-	b.ReportMetric(ratios[len(ratios)*3/4], name+"-q3")
 }
 
 // BenchmarkParallelScaling compares GemmU8S8 on two cores with one, per
@@ -240,16 +223,16 @@ func BenchmarkParallelScaling(b *testing.B) {
 					both[i] = rates[1][i] + rates[4][i]
 					atOnce[i] = rates[3][i]/2 + otherAtOnce[i]
 				}
-				reportMedian(b, rates[1], "1core-GOPS")
-				reportMedian(b, rates[4], "other-GOPS")
-				reportMedian(b, rates[0], "2core-GOPS")
-				reportRatio(b, "ratio", rates[0], rates[1])
-				reportRatio(b, "split-ratio", rates[2], rates[1])
-				reportRatio(b, "pool/split", rates[0], rates[2])
-				reportRatio(b, "pool/both", rates[0], both)
-				reportRatio(b, "callers2-ratio", rates[3], rates[1])
-				reportRatio(b, "pool/at-once", rates[0], atOnce)
-				reportRatio(b, "at-once-ratio", atOnce, rates[1])
+				stats.Median(b, rates[1], "1core-GOPS")
+				stats.Median(b, rates[4], "other-GOPS")
+				stats.Median(b, rates[0], "2core-GOPS")
+				stats.Ratio(b, "ratio", rates[0], rates[1])
+				stats.Ratio(b, "split-ratio", rates[2], rates[1])
+				stats.Ratio(b, "pool/split", rates[0], rates[2])
+				stats.Ratio(b, "pool/both", rates[0], both)
+				stats.Ratio(b, "callers2-ratio", rates[3], rates[1])
+				stats.Ratio(b, "pool/at-once", rates[0], atOnce)
+				stats.Ratio(b, "at-once-ratio", atOnce, rates[1])
 			})
 		}
 	}
@@ -289,5 +272,5 @@ func BenchmarkLineRoundTrip(b *testing.B) {
 		rts = append(rts, float64(time.Since(t0).Nanoseconds()))
 	}
 	<-done
-	reportMedian(b, rts, "ns/roundtrip")
+	stats.Median(b, rts, "ns/roundtrip")
 }

@@ -14,31 +14,24 @@ import (
 // lengths, rows holding NaNs, infinities, one constant value or only NaNs,
 // and guard cells after dst, scales and zeros.
 func TestQuantizeRowsDynamicU8(t *testing.T) {
-	for tier := Generic; tier <= Best; tier++ {
-		t.Run(tier.String(), func(t *testing.T) {
-			prev, err := SetTier(tier)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer SetTier(prev)
-			for _, threads := range []int{1, 2, 3} {
-				for _, chunk := range []int{1, 40} {
-					withQuantSplit(threads, chunk, func() {
-						r := rand.New(rand.NewPCG(31, uint64(tier)*10+uint64(threads)))
-						jobs0 := pool.jobs.Load()
-						for m := 0; m <= 13; m++ {
-							for _, k := range []int{0, 1, 15, 16, 17, 64, 100} {
-								quantRowsCase(t, r, m, k)
-							}
+	sgemmForEachTier(t, func(t *testing.T) {
+		for _, threads := range []int{1, 2, 3} {
+			for _, chunk := range []int{1, 40} {
+				withQuantSplit(threads, chunk, func() {
+					r := rand.New(rand.NewPCG(31, uint64(Active())*10+uint64(threads)))
+					jobs0 := pool.jobs.Load()
+					for m := 0; m <= 13; m++ {
+						for _, k := range []int{0, 1, 15, 16, 17, 64, 100} {
+							quantRowsCase(t, r, m, k)
 						}
-						if threads > 1 && pool.jobs.Load() == jobs0 {
-							t.Fatalf("%d threads: nothing was split", threads)
-						}
-					})
-				}
+					}
+					if threads > 1 && pool.jobs.Load() == jobs0 {
+						t.Fatalf("%d threads: nothing was split", threads)
+					}
+				})
 			}
-		})
-	}
+		}
+	})
 }
 
 // withQuantSplit runs f with threads cores and every QuantizeRowsDynamicU8

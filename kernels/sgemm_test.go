@@ -10,7 +10,9 @@ import (
 	"gonum.org/v1/gonum/blas/gonum"
 )
 
-// sgemmForEachTier runs f once per tier this CPU has, with that tier active.
+// sgemmForEachTier runs f once per tier this CPU has, with that tier active
+// (for the fp32 kernels and any others that have no path variants, unlike
+// gemmForEachTier's).
 func sgemmForEachTier(t *testing.T, f func(t *testing.T)) {
 	t.Helper()
 	for tier := Generic; tier <= Best; tier++ {

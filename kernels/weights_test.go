@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/corvidml/corvid/bench/stats"
 )
 
 // TestAllocWeights checks that large packed weights start on a huge page and
@@ -64,9 +66,9 @@ func BenchmarkHugeWeights(b *testing.B) {
 				rates := windowRates(30, 20*time.Millisecond, 2*float64(m*n*k),
 					windowVariant{call: func() { GemmU8S8(m, a, k, 7, huge, c, n) }},
 					windowVariant{call: func() { GemmU8S8(m, a, k, 7, small, c, n) }})
-				reportMedian(b, rates[0], "huge-GOPS")
-				reportMedian(b, rates[1], "small-GOPS")
-				reportRatio(b, "ratio", rates[0], rates[1])
+				stats.Median(b, rates[0], "huge-GOPS")
+				stats.Median(b, rates[1], "small-GOPS")
+				stats.Ratio(b, "ratio", rates[0], rates[1])
 			})
 		}
 	}
