@@ -36,11 +36,11 @@ import (
 // A parked worker, once woken, takes tens of microseconds to run (26-30 us
 // at the median in a server here, and 1 ms and more at times: the host
 // runs the other vCPU late): that it comes late says nothing about its
-// core. When a
-// polling worker does not come, or the caller waits for the workers longer
-// than its own share took, twice in a row, the next GEMMs (2, 4, ... up to
-// maxSkip) leave the pool alone: on a machine whose other cores are busy
-// with other work, a GEMM costs about what it costs on one core.
+// core. When a polling worker does not come, or the caller waits for the
+// workers longer than its own share took, twice in a row, the next GEMMs
+// (2, 4, ... up to maxSkip) leave the pool alone: on a machine whose other
+// cores are busy with other work, a GEMM costs about what it costs on one
+// core.
 //
 // A hand-off costs the cache lines it moves between cores, one after the
 // other: posting a job writes only the worker's share (its chunk range,
@@ -481,9 +481,9 @@ func (p *workerPool) judge(hot, absent int, share, waited time.Duration) {
 // and the views of B; the rows of QuantizeRowsDynamicU8), so that they do
 // not outlive those calls in the pool, if the pool is free. A worker calls
 // it once it has said it parks (sleeping), and a caller releasing the pool
-// when every worker has: one of the two finds the pool free. Clearing them at the end of every job
-// instead moved the jobs' and the workers' views' cache lines between the
-// cores once more per job.
+// when every worker has: one of the two finds the pool free. Clearing them
+// at the end of every job instead moved the jobs' and the workers' views'
+// cache lines between the cores once more per job.
 func (p *workerPool) forget() {
 	if !p.busy.CompareAndSwap(false, true) {
 		return // held: its release, or a worker parking after it, forgets

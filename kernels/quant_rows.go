@@ -16,11 +16,10 @@ func QuantizeRowsDynamicU8(dst []uint8, src []float32, m, k int, scales []float3
 		return fmt.Errorf("%w: QuantizeRowsDynamicU8 m=%d k=%d, len(src)=%d, len(dst)=%d, len(scales)=%d, len(zeros)=%d: want m, k >= 0, m*k values in src and dst, m scales and zeros",
 			ErrShape, m, k, len(src), len(dst), len(scales), len(zeros))
 	}
-	j := quantRowsJob{t: active, dst: dst, src: src, k: k, scales: scales, zeros: zeros}
 	// Chunks of whole rows, of at least quantChunkValues values each.
-	j.rows = max(1, (quantChunkValues+max(k, 1)-1)/max(k, 1))
-	chunks := (m + j.rows - 1) / j.rows
-	j.m = m
+	rows := max(1, (quantChunkValues+max(k, 1)-1)/max(k, 1))
+	chunks := (m + rows - 1) / rows
+	j := quantRowsJob{t: active, dst: dst, src: src, m: m, k: k, rows: rows, scales: scales, zeros: zeros}
 	parts := min(Parallelism(), maxParts, chunks, m*k/max(quantParMinValues, 1))
 	if parts <= 1 {
 		j.run(0, 0, chunks)
