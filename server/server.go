@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	goruntime "runtime"
 	"strings"
 	"sync"
 	"time"
@@ -107,6 +108,13 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
 		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
 		grpc.ForceServerCodecV2(codec.Codec{}),
+		// Handlers run on long-lived goroutines whose stacks have already
+		// grown to what a request needs, rather than on a new goroutine per
+		// call, which grew its stack (copying it, frame by frame) on every
+		// call: at batch 1 on the digits CNN, 14 us of the int8 kernels'
+		// time per request was runtime.newstack (CPU profile). Calls beyond
+		// the workers get a goroutine of their own, as before.
+		grpc.NumStreamWorkers(uint32(streamWorkers())),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
 			MaxConnectionAge:      time.Duration(cfg.MaxConnectionAge),
@@ -512,3 +520,8 @@ func (s *Server) adminHandler(ctx context.Context) (http.Handler, error) {
 		mux.ServeHTTP(w, r)
 	}), nil
 }
+
+// streamWorkers is how many goroutines the gRPC server keeps for handlers:
+// enough for the requests the cores can run at once, and for those that
+// wait on I/O or a batch meanwhile.
+func streamWorkers() int { return 4 * goruntime.GOMAXPROCS(0) }
