@@ -89,30 +89,39 @@ func buildMLP(b *testing.B, classifier bool, sizes ...int64) []byte {
 	return data
 }
 
-// BenchmarkQuantServing serves the 768-3072-768 MLP and the digits CNN in
-// fp32 and int8-dynamic (model.yaml) on one server and measures Predict
-// over gRPC at batch 1 and 32: latency one request at a time (p50, p99)
-// and throughput with 4 concurrent clients (rows/s), each mode in its own
-// sub-benchmark; then int8-vs-fp32, the two modes in turn in windows of 20
-// requests, which reports, per round of one window each, fp32's p50 over
-// int8's: its median (speedup-p50) and quartiles over the rounds, and each
-// mode's p50 over all its requests. The host's speed drifts between
-// sub-benchmarks; within a round both modes meet the same state.
-func BenchmarkQuantServing(b *testing.B) {
-	dir := b.TempDir()
+// quantModel is a model BenchmarkQuantServing and BenchmarkKernelLinger
+// serve: its name, its ONNX bytes, and the shape of one row of its input.
+type quantModel struct {
+	name  string
+	model []byte
+	shape []int64
+}
+
+// rowLen is how many elements one row of m's input holds.
+func (m quantModel) rowLen() int64 {
+	n := int64(1)
+	for _, d := range m.shape {
+		n *= d
+	}
+	return n
+}
+
+// quantModels returns the 768-3072-768 MLP and the digits CNN.
+func quantModels(b *testing.B) []quantModel {
 	cnn, err := os.ReadFile(filepath.Join("..", "testdata", "digits_cnn", "1", "model.onnx"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	models := []struct {
-		name  string
-		model []byte
-		shape []int64 // one row
-	}{
+	return []quantModel{
 		{"mlp768", mlpModel(b, 768, 3072, 768), []int64{768}},
 		{"cnn", cnn, []int64{1, 8, 8}},
 	}
-	modes := []string{"fp32", "int8-dynamic"}
+}
+
+// serveQuant starts a server with each of models in each of modes, as
+// "<name>-<mode>", and returns its gRPC address.
+func serveQuant(b *testing.B, models []quantModel, modes []string) string {
+	dir := b.TempDir()
 	for _, m := range models {
 		for _, mode := range modes {
 			p := filepath.Join(dir, m.name+"-"+mode)
@@ -127,14 +136,25 @@ func BenchmarkQuantServing(b *testing.B) {
 			}
 		}
 	}
-	addr := serveDir(b, dir).GRPCAddr()
+	return serveDir(b, dir).GRPCAddr()
+}
+
+// BenchmarkQuantServing serves the 768-3072-768 MLP and the digits CNN in
+// fp32 and int8-dynamic (model.yaml) on one server and measures Predict
+// over gRPC at batch 1 and 32: latency one request at a time (p50, p99)
+// and throughput with 4 concurrent clients (rows/s), each mode in its own
+// sub-benchmark; then int8-vs-fp32, the two modes in turn in windows of 20
+// requests, which reports, per round of one window each, fp32's p50 over
+// int8's: its median (speedup-p50) and quartiles over the rounds, and each
+// mode's p50 over all its requests. The host's speed drifts between
+// sub-benchmarks; within a round both modes meet the same state.
+func BenchmarkQuantServing(b *testing.B) {
+	models, modes := quantModels(b), []string{"fp32", "int8-dynamic"}
+	addr := serveQuant(b, models, modes)
 	ctx := context.Background()
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, m := range models {
-		row := int64(1)
-		for _, d := range m.shape {
-			row *= d
-		}
+		row := m.rowLen()
 		// One client per mode, and the name of its model's input.
 		clients, inputs := make([]*corvid.Client, len(modes)), make([]string, len(modes))
 		for i, mode := range modes {
