@@ -18,5 +18,7 @@
 // Large GEMMs are split across cores by a persistent worker pool (pool.go,
 // parallel.go); small ones, and GEMMs that find the pool busy, stay on the
 // caller's core. CORVID_KERNEL_THREADS bounds the threads (default
-// GOMAXPROCS).
+// GOMAXPROCS). After a job, the workers keep looking for the next one for
+// CORVID_KERNEL_LINGER (default 2ms; 0 parks them at once), yielding to
+// other goroutines, unless the cores lately had other work.
 package kernels

@@ -30,17 +30,17 @@ import (
 // (BenchmarkParallelScaling, avx512vnni).
 //
 // Workers poll for workerSpin after each job, so that the next GEMM of a
-// model's forward pass finds them awake, then park (wakeup). A worker
-// that has not come by the time the caller has run its own chunks has them
-// taken by the caller, which never waits for a worker that is not running.
-// A parked worker, once woken, takes tens of microseconds to run (26-30 us
-// at the median in a server here, and 1 ms and more at times: the host
-// runs the other vCPU late): that it comes late says nothing about its
-// core. When a polling worker does not come, or the caller waits for the
-// workers longer than its own share took, twice in a row, the next GEMMs
-// (2, 4, ... up to maxSkip) leave the pool alone: on a machine whose other
-// cores are busy with other work, a GEMM costs about what it costs on one
-// core.
+// model's forward pass finds them awake, then linger (see workerLinger),
+// then park (wakeup). A worker that has not come by the time the caller
+// has run its own chunks has them taken by the caller, which never waits
+// for a worker that is not running. A parked worker, once woken, takes
+// tens of microseconds to run (26-30 us at the median in a server here),
+// and 1 ms and more at times, when it finds no free P (see workerLinger):
+// that it comes late says nothing about its core. When a polling worker
+// does not come, or the caller waits for the workers longer than its own
+// share took, twice in a row, the next GEMMs (2, 4, ... up to maxSkip)
+// leave the pool alone: on a machine whose other cores are busy with other
+// work, a GEMM costs about what it costs on one core.
 //
 // A hand-off costs the cache lines it moves between cores, one after the
 // other: posting a job writes only the worker's share (its chunk range,
@@ -94,12 +94,23 @@ func initThreads() {
 // parseThreads reads CORVID_KERNEL_THREADS: def if s is empty or invalid
 // (with an error saying so), else the positive count it holds.
 func parseThreads(s string, def int) (int, error) {
-	if strings.TrimSpace(s) == "" {
+	return parseEnv(kernelThreadsEnv, s, def, "a positive integer", func(s string) (int, bool) {
+		v, err := strconv.Atoi(s)
+		return v, err == nil && v >= 1
+	})
+}
+
+// parseEnv reads s, the value of the environment variable name, with
+// parse: def if s is empty or parse refuses it (with an error naming the
+// variable, its value and want), else what parse made of it.
+func parseEnv[T any](name, s string, def T, want string, parse func(string) (T, bool)) (T, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
 		return def, nil
 	}
-	v, err := strconv.Atoi(strings.TrimSpace(s))
-	if err != nil || v < 1 {
-		return def, fmt.Errorf("%s=%q: want a positive integer", kernelThreadsEnv, s)
+	v, ok := parse(s)
+	if !ok {
+		return def, fmt.Errorf("%s=%q: want %s", name, s, want)
 	}
 	return v, nil
 }
@@ -140,6 +151,84 @@ const (
 	workerSpin = 20 * time.Microsecond
 	callerSpin = 20 * time.Microsecond
 )
+
+// A worker that has run a job lingers after its workerSpin: until
+// workerLinger has passed since the job, it keeps looking for the next one
+// but yields its P between looks (runtime.Gosched), so that goroutines
+// queued there run first; then it parks. A worker parked between a
+// server's requests sleeps in the futex without its P, which the runtime
+// hands to other goroutines, and once woken it must find a free P before
+// it runs. In a trace of BenchmarkQuantServing (the 768-3072-768 MLP at
+// batch 32, int8, 600 requests), 498 of 721 wake-ups found none, and one
+// in ten waited 0.85 ms or more: the caller ran that forward pass alone,
+// as it ran 335 of 985 first GEMMs in another run (timed in a build not
+// kept). The futex wake-up alone took 15 us at the median and 24 us at the
+// 90th percentile (a program not kept). ONNX Runtime's thread pools also
+// spin between runs by default (session.intra_op.allow_spinning,
+// onnxruntime.ai, "Thread management").
+//
+// Lingering pays only when a GEMM has the cores to itself. Once callers
+// meet at the pool (one finds it busy), or a job's polling workers never
+// come (their cores run other goroutines), the cores have other work, and
+// a worker that lingered would only take turns with it. So workers do not
+// linger within lingerQuiet of either. A woken worker that comes late is
+// no such sign: that is the wait lingering avoids.
+//
+// BenchmarkKernelLinger, lingering and parking in alternating rounds, two
+// runs: one client's p50 when parking over its p50 when lingering was
+// 1.02-1.66 on the MLP (batch 1 and 32, fp32 and int8: all eight medians)
+// and 0.95-1.20 on the digits CNN; four clients' rows/s when lingering
+// over when parking, 0.79-1.19 in no consistent direction, and in three
+// more runs of ten rounds on the MLP at batch 32, 0.96-1.03 in fp32 and
+// 0.94-0.97 in int8.
+//
+// CORVID_KERNEL_LINGER sets workerLinger (a Go duration; 0 parks after
+// workerSpin).
+const (
+	defaultLinger = 2 * time.Millisecond
+	lingerQuiet   = 100 * time.Millisecond
+	lingerEnv     = "CORVID_KERNEL_LINGER"
+)
+
+var (
+	lingerOnce   sync.Once
+	workerLinger atomic.Int64 // a time.Duration
+	// epoch is what contended times count from: time.Since(epoch) reads
+	// the monotonic clock.
+	epoch = time.Now()
+)
+
+func initLinger() {
+	lingerOnce.Do(func() {
+		d, err := parseLinger(os.Getenv(lingerEnv))
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "corvid: %v; using %v\n", err, d)
+		}
+		workerLinger.Store(int64(d))
+	})
+}
+
+// parseLinger reads CORVID_KERNEL_LINGER: defaultLinger if s is empty or
+// invalid (with an error saying so), else the duration it holds.
+func parseLinger(s string) (time.Duration, error) {
+	return parseEnv(lingerEnv, s, defaultLinger, "a duration such as 2ms, or 0", func(s string) (time.Duration, bool) {
+		d, err := time.ParseDuration(s)
+		return d, err == nil && d >= 0
+	})
+}
+
+// SetLinger sets how long a worker that has run a job keeps looking for
+// the next one before it parks (see workerLinger; 0: it parks after a few
+// microseconds of polling) and returns the previous value; d < 0 restores
+// the default (CORVID_KERNEL_LINGER, else 2 ms). Workers already lingering
+// keep the value they started with.
+func SetLinger(d time.Duration) (prev time.Duration) {
+	initLinger()
+	if d < 0 {
+		d, _ = parseLinger(os.Getenv(lingerEnv))
+	}
+	return time.Duration(workerLinger.Swap(int64(d)))
+}
 
 // maxSkip bounds how many GEMMs in a row run alone after the workers failed
 // to join: the cost of trying again (a wake-up) over that many GEMMs is
@@ -291,6 +380,12 @@ type workerPool struct {
 	waiting  atomic.Bool   // the caller is blocked on done
 	done     chan struct{}
 	_        [64]byte
+
+	// When a caller last found the pool busy or a job's polling workers
+	// last never came (time.Since(epoch), plus 1 so that 0 is never), read
+	// by lingering workers: on a line of its own, written only then.
+	contended atomic.Int64
+	_         [56]byte
 }
 
 var pool = &workerPool{done: make(chan struct{}, 1), peers: []*share{new(share)}}
@@ -303,6 +398,7 @@ func (p *workerPool) acquire(want int) ([]*worker, bool) {
 		return nil, false
 	}
 	if !p.busy.CompareAndSwap(false, true) {
+		p.contended.Store(int64(time.Since(epoch)) + 1)
 		return nil, false
 	}
 	ws := p.workers.Load()
@@ -464,8 +560,13 @@ func (p *workerPool) report(chunks int) {
 // that was polling and did not come has lost its core to other work (an OS
 // time slice lasts milliseconds). After two such jobs in a row (one can be
 // a hiccup of a shared machine), the next 2, 4, ... maxSkip GEMMs leave the
-// workers be.
+// workers be. A job whose polling workers never came also stops the
+// workers lingering for a while (lingerQuiet).
 func (p *workerPool) judge(hot, absent int, share, waited time.Duration) {
+	if hot > 0 && absent == hot {
+		// Polling workers that never came: their cores have other work.
+		p.contended.Store(int64(time.Since(epoch)) + 1)
+	}
 	switch {
 	case hot > 0 && absent == hot, waited > share:
 		p.missed = min(p.missed+1, 16)
@@ -559,17 +660,32 @@ func (p *workerPool) wait(target uint64, t0 time.Time) (share, waited time.Durat
 	return share, waited
 }
 
+// contendedWithin reports whether, within the last d, a caller found the
+// pool busy or a job's polling workers never came.
+func (p *workerPool) contendedWithin(d time.Duration) bool {
+	c := p.contended.Load()
+	return c != 0 && time.Since(epoch)-time.Duration(c-1) <= d
+}
+
 // await returns w's box's r once it holds a job after generation seen: it
-// polls for spin, then parks until a caller wakes it. It reads w.box once:
-// the caller writes w's line at every job (cold), and a poll that loaded
-// w.box from it missed on that line before it could load the box's.
-func (p *workerPool) await(w *worker, seen uint32, spin time.Duration) uint64 {
+// polls for spin, then, until linger has passed, polls and yields its P
+// between polls (unless the cores lately had other work: lingerQuiet),
+// then parks until a caller wakes it. It reads w.box once: the caller
+// writes w's line at every job (cold), and a poll that loaded w.box from it
+// missed on that line before it could load the box's.
+func (p *workerPool) await(w *worker, seen uint32, spin, linger time.Duration) uint64 {
 	start, box := time.Now(), w.box
 	for i := 0; ; i++ {
 		if r := box.r.Load(); uint32(r>>32) != seen {
 			return r
 		}
-		if i%64 != 63 || time.Since(start) < spin {
+		if i%64 != 63 {
+			continue
+		}
+		if el := time.Since(start); el < spin {
+			continue
+		} else if el < linger && !p.contendedWithin(lingerQuiet) {
+			runtime.Gosched()
 			continue
 		}
 		w.sleeping.Store(true)
@@ -584,20 +700,21 @@ func (p *workerPool) await(w *worker, seen uint32, spin time.Duration) uint64 {
 }
 
 func (p *workerPool) loop(w *worker) {
+	initLinger()
 	var seen uint32
-	spin, box, part := workerSpin, w.box, w.id+1
+	spin, linger, box, part := workerSpin, time.Duration(0), w.box, w.id+1
 	for {
-		seen = uint32(p.await(w, seen, spin) >> 32)
+		seen = uint32(p.await(w, seen, spin, linger) >> 32)
 		lo, hi := box.takeFront(seen)
 		if lo >= hi {
 			// The caller took our chunks: we came too late. Poll only
 			// after a job we ran: one that came too late, woken in a
 			// server whose goroutines keep the other Ps busy, would hold
 			// up a P that they need.
-			spin = 0
+			spin, linger = 0, 0
 			continue
 		}
-		spin = workerSpin
+		spin, linger = workerSpin, time.Duration(workerLinger.Load())
 		p.runChunks(box.job, part, lo, hi, seen, box.peers, true)
 	}
 }
