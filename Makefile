@@ -148,6 +148,7 @@ bench-quant: $(VENV)/.stamp ## int8 against fp32: GEMM kernels beside ONNX Runti
 	go test -run '^$$' -bench 'BenchmarkParallelScaling|BenchmarkLineRoundTrip|BenchmarkHugeWeights|BenchmarkAdaptTiles|BenchmarkGemmU8S8Dequant' -benchtime 1x ./kernels/
 	go test -run '^$$' -bench 'BenchmarkQuantModes|BenchmarkSoftmax32' -benchtime 200x ./server/runtime/
 	go test -run '^$$' -bench BenchmarkQuantServing -benchtime 200x ./bench/
+	go test -run '^$$' -bench BenchmarkKernelLinger -benchtime 6x ./bench/
 
 .PHONY: bench-lifecycle
 bench-lifecycle: ## Batching on and off at 64 clients; the cost of a shadow version on latency.
