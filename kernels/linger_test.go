@@ -24,13 +24,14 @@ func TestParseLinger(t *testing.T) {
 }
 
 // waitingJob is a job of two chunks whose caller's chunk (0) returns only
-// once the worker has started its own (1), so that the worker surely runs
-// a chunk, as a worker must for it to linger afterwards.
+// once a worker has started the other (1), or after 10 s, so that the
+// worker surely runs a chunk, as a worker must for it to linger afterwards.
+// started stays false if the caller runs chunk 1 itself.
 type waitingJob struct{ started atomic.Bool }
 
 func (j *waitingJob) run(p, lo, hi int) {
 	if lo > 0 {
-		j.started.Store(true)
+		j.started.Store(p > 0)
 		return
 	}
 	for deadline := time.Now().Add(10 * time.Second); !j.started.Load() && time.Now().Before(deadline); {
